@@ -1,0 +1,33 @@
+/* Cart countdown: ticks every element with data-countdown="<seconds left>", and at
+   zero fires the "lapsed" event on it, which htmx turns into a POST that releases
+   the hold and swaps in the cart saying so. The deadline is taken from the server's
+   count of seconds, so a wrong clock on the buyer's machine does not matter. */
+(function () {
+  "use strict";
+
+  function format(seconds) {
+    var m = Math.floor(seconds / 60), s = seconds % 60;
+    return m + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-countdown]").forEach(function (el) {
+      if (!el.dataset.deadline) {
+        el.dataset.deadline = String(now + parseInt(el.dataset.countdown, 10) * 1000);
+      }
+      var left = Math.max(0, Math.round((Number(el.dataset.deadline) - now) / 1000));
+      var clock = el.querySelector(".countdown-clock");
+      if (clock) clock.textContent = format(left);
+      el.classList.toggle("countdown-urgent", left <= 60);
+      if (left === 0 && !el.dataset.fired && window.htmx) {
+        el.dataset.fired = "1";
+        window.htmx.trigger(el, "lapsed");
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("htmx:load", tick);
+  setInterval(tick, 1000);
+})();

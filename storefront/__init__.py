@@ -1,0 +1,81 @@
+"""The storefront application factory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, request
+
+from . import config as settings
+from .extensions import babel, csrf, db, htmx_ext, migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+
+
+def _select_locale() -> str | None:
+    """The buyer's language from Accept-Language; the default outside a request (CLI, jobs)."""
+    from flask import current_app, has_request_context
+
+    if not has_request_context():
+        return None
+    return request.accept_languages.best_match(current_app.config["LANGUAGES"])
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: settings from the environment, then ``config`` on top (tests)."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(settings.from_environment(app.instance_path))
+    if config:
+        app.config.from_mapping(config)
+    from .database import configure_engine, engine_options
+
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS",
+        engine_options(app.config["SQLALCHEMY_DATABASE_URI"], app.config["DB_POOL_SIZE"]),
+    )
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    htmx_ext.init_app(app)
+
+    from . import formatting
+
+    formatting.init_app(app)
+
+    from .shop import bp as shop_bp
+
+    app.register_blueprint(shop_bp)
+
+    from . import cli, errors_http
+
+    cli.init_app(app)
+    errors_http.init_app(app)
+
+    @app.context_processor
+    def _locale():
+        from flask_babel import get_locale
+
+        return {"locale": str(get_locale() or "en")}
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

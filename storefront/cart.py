@@ -1,0 +1,409 @@
+"""The buyer's cart and its reservation.
+
+A cart is found by a random token kept in the browser's session cookie. While it is
+``active`` and ``expires_at`` lies ahead, its items are held stock. Each change
+starts by locking the cart row with a guarded UPDATE
+(``... WHERE status = 'active' AND expires_at > now``): a cart whose time ran out
+can no longer be changed, only released, and its release happens exactly once
+because it is itself a guarded UPDATE of the status.
+
+Holding more tickets restarts the hold timer; lowering or removing does not.
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
+from . import inventory
+from .database import write_transaction
+from .errors import (
+    CartHoldsOtherEvent,
+    CartLapsed,
+    EventNotFound,
+    InvalidQuantity,
+    LineNotFound,
+    NotOnSaleYet,
+    NothingChosen,
+    OverCartLimit,
+    OverPerOrderLimit,
+    SalesEnded,
+    SoldOut,
+    TicketTypeOfOtherEvent,
+    UnknownTicketType,
+)
+from .extensions import db
+from .models import Cart, CartItem, CartStatus, Event, EventStatus, TicketType, utcnow
+
+T = TypeVar("T")
+
+# Above this a quantity is not a typo worth a limit message, it is bad input.
+MAX_SANE_QUANTITY = 10_000
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hold_duration() -> timedelta:
+    return timedelta(minutes=current_app.config["HOLD_MINUTES"])
+
+
+@dataclass(frozen=True)
+class CartView:
+    """What a page needs to show a cart: its lines and whether they are still held."""
+
+    cart: Cart | None
+    lapsed: bool
+
+    @property
+    def items(self) -> list[CartItem]:
+        return [] if self.cart is None or self.lapsed else list(self.cart.items)
+
+    @property
+    def count(self) -> int:
+        return sum(item.quantity for item in self.items)
+
+    @property
+    def total_cents(self) -> int:
+        return sum(item.quantity * item.ticket_type.price_cents for item in self.items)
+
+    @property
+    def currency(self) -> str | None:
+        items = self.items
+        return items[0].ticket_type.event.currency if items else None
+
+    @property
+    def event(self) -> Event | None:
+        items = self.items
+        return items[0].ticket_type.event if items else None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self.cart.expires_at if self.items else None
+
+    def seconds_left(self, now: datetime | None = None) -> int:
+        if self.expires_at is None:
+            return 0
+        return max(0, int((self.expires_at - (now or utcnow())).total_seconds()))
+
+
+def view_cart(token: str | None, now: datetime | None = None) -> CartView:
+    """Read the cart for display (no writes)."""
+    if not token:
+        return CartView(None, False)
+    now = now or utcnow()
+    cart = db.session.execute(
+        select(Cart)
+        .where(Cart.token == token)
+        .options(selectinload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event))
+    ).scalar_one_or_none()
+    if cart is None or cart.status == CartStatus.CONVERTED.value:
+        return CartView(None, False)
+    lapsed = cart.status == CartStatus.EXPIRED.value or (
+        cart.status == CartStatus.ACTIVE.value and cart.expires_at <= now and bool(cart.items)
+    )
+    return CartView(cart, lapsed)
+
+
+def parse_quantity(raw: str | None, *, allow_zero: bool) -> int:
+    """A quantity typed by a buyer, as an int, or ``InvalidQuantity``."""
+    if raw is None or not raw.strip():
+        if allow_zero:
+            return 0
+        raise InvalidQuantity(raw)
+    raw = raw.strip()
+    if not raw.isdigit() or len(raw) > 6:
+        raise InvalidQuantity(raw)
+    n = int(raw)
+    if n > MAX_SANE_QUANTITY or (n == 0 and not allow_zero):
+        raise InvalidQuantity(raw)
+    return n
+
+
+# --- changing a cart ---------------------------------------------------------------
+
+
+def add_tickets(token: str | None, event_slug: str, quantities: Mapping[int, int], now: datetime | None = None) -> str:
+    """Hold more tickets of ``event_slug`` in the cart: ``{ticket_type_id: n}``.
+
+    Returns the token of the cart now holding them: the same one, or a new cart's if
+    there was none or the old one lapsed. Raises a ``StorefrontError`` and changes
+    nothing if any line cannot be held.
+    """
+    wanted = {tt_id: n for tt_id, n in quantities.items() if n}
+    if any(n < 0 or n > MAX_SANE_QUANTITY for n in wanted.values()):
+        raise InvalidQuantity()
+    if not wanted:
+        raise NothingChosen()
+    return _with_lazy_release(lambda: _add(token, event_slug, wanted, now or utcnow()))
+
+
+def set_quantity(token: str | None, line_id: int, quantity: int, now: datetime | None = None) -> None:
+    """Change one line to ``quantity`` (at least 1; removing is ``remove_line``)."""
+    if quantity < 1 or quantity > MAX_SANE_QUANTITY:
+        raise InvalidQuantity(str(quantity))
+    _changing_live_cart(token, lambda: _with_lazy_release(lambda: _set(token, line_id, quantity, now or utcnow())))
+
+
+def remove_line(token: str | None, line_id: int, now: datetime | None = None) -> None:
+    _changing_live_cart(token, lambda: _in_transaction(_remove, token, line_id, now or utcnow()))
+
+
+def empty_cart(token: str | None, now: datetime | None = None) -> None:
+    _changing_live_cart(token, lambda: _in_transaction(_empty, token, now or utcnow()))
+
+
+def release_if_lapsed(token: str | None, now: datetime | None = None) -> bool:
+    """Release this cart's hold if its time ran out (the countdown's end). Idempotent."""
+    if not token:
+        return False
+    cart_id = db.session.execute(select(Cart.id).where(Cart.token == token)).scalar_one_or_none()
+    if cart_id is None:
+        return False
+    with write_transaction():
+        return _expire(cart_id, now or utcnow())
+
+
+def release_lapsed_holds(
+    now: datetime | None = None,
+    *,
+    ticket_type_ids: list[int] | None = None,
+    event_id: int | None = None,
+    limit: int = 500,
+) -> int:
+    """Release carts whose hold lapsed (the sweep). Returns how many were released.
+
+    Narrowed to carts holding the given ticket types or event when called lazily on
+    a shortage. One short transaction per cart, so a sweep never blocks buyers long.
+    """
+    now = now or utcnow()
+    query = (
+        select(Cart.id)
+        .where(Cart.status == CartStatus.ACTIVE.value, Cart.expires_at <= now)
+        .order_by(Cart.expires_at)
+        .limit(limit)
+    )
+    if ticket_type_ids is not None or event_id is not None:
+        holding = select(CartItem.cart_id).join(TicketType, TicketType.id == CartItem.ticket_type_id)
+        if ticket_type_ids is not None:
+            holding = holding.where(CartItem.ticket_type_id.in_(ticket_type_ids))
+        if event_id is not None:
+            holding = holding.where(TicketType.event_id == event_id)
+        query = query.where(Cart.id.in_(holding))
+    cart_ids = list(db.session.execute(query).scalars())
+    db.session.rollback()
+    released = 0
+    for cart_id in cart_ids:
+        with write_transaction():
+            released += _expire(cart_id, now)
+    return released
+
+
+# --- inside the transaction ------------------------------------------------------------
+
+
+def _with_lazy_release(change: Callable[[], T]) -> T:
+    """Run ``change`` in a write transaction; on a shortage, release lapsed holds of
+    what ran short and try once more."""
+    try:
+        with write_transaction():
+            return change()
+    except SoldOut as short:
+        freed = release_lapsed_holds(
+            ticket_type_ids=[short.ticket_type_id] if short.ticket_type_id else None,
+            event_id=None if short.ticket_type_id else short.event_id,
+        )
+        if not freed:
+            raise
+    with write_transaction():
+        return change()
+
+
+def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: datetime) -> str:
+    event = db.session.execute(
+        select(Event).where(Event.slug == event_slug, Event.status == EventStatus.PUBLISHED.value)
+    ).scalar_one_or_none()
+    if event is None:
+        raise EventNotFound()
+    types = {
+        tt.id: tt
+        for tt in db.session.execute(
+            select(TicketType).where(TicketType.id.in_(wanted)).options(selectinload(TicketType.event))
+        ).scalars()
+    }
+    for tt_id in wanted:
+        if tt_id not in types:
+            raise UnknownTicketType()
+        if types[tt_id].event_id != event.id:
+            raise TicketTypeOfOtherEvent()
+    for tt in types.values():
+        _check_sales_open(tt, now)
+
+    cart = _live_cart_or_new(token, now)
+    items = {item.ticket_type_id: item for item in _items_of(cart.id)}
+    other = next((item for item in items.values() if item.ticket_type.event_id != event.id), None)
+    if other is not None:
+        raise CartHoldsOtherEvent(other.ticket_type.event.title)
+
+    for tt_id, n in wanted.items():
+        tt = types[tt_id]
+        current = items[tt_id].quantity if tt_id in items else 0
+        if current + n > tt.max_per_order:
+            raise OverPerOrderLimit(tt.name, tt.max_per_order)
+    limit = current_app.config["MAX_TICKETS_PER_CART"]
+    if sum(item.quantity for item in items.values()) + sum(wanted.values()) > limit:
+        raise OverCartLimit(limit)
+
+    inventory.hold({types[tt_id]: n for tt_id, n in wanted.items()})
+    for tt_id, n in wanted.items():
+        if tt_id in items:
+            items[tt_id].quantity += n
+        else:
+            db.session.add(CartItem(cart_id=cart.id, ticket_type_id=tt_id, quantity=n))
+    return cart.token
+
+
+def _in_transaction(change: Callable[..., T], *args) -> T:
+    with write_transaction():
+        return change(*args)
+
+
+def _remove(token: str | None, line_id: int, now: datetime) -> None:
+    item = _line_of(_lock_live_cart(token, now, extend=False), line_id)
+    inventory.release({item.ticket_type: item.quantity})
+    db.session.delete(item)
+
+
+def _empty(token: str | None, now: datetime) -> None:
+    items = _items_of(_lock_live_cart(token, now, extend=False).id)
+    inventory.release({item.ticket_type: item.quantity for item in items})
+    for item in items:
+        db.session.delete(item)
+
+
+def _set(token: str | None, line_id: int, quantity: int, now: datetime) -> None:
+    # Lock without extending first: only a real increase restarts the timer.
+    cart = _lock_live_cart(token, now, extend=False)
+    item = _line_of(cart, line_id)
+    tt = item.ticket_type
+    delta = quantity - item.quantity
+    if delta > 0:
+        _check_sales_open(tt, now)
+        if quantity > tt.max_per_order:
+            raise OverPerOrderLimit(tt.name, tt.max_per_order)
+        limit = current_app.config["MAX_TICKETS_PER_CART"]
+        if sum(i.quantity for i in _items_of(cart.id)) + delta > limit:
+            raise OverCartLimit(limit)
+        inventory.hold({tt: delta})
+        _extend(cart.id, now)
+    elif delta < 0:
+        inventory.release({tt: -delta})
+    item.quantity = quantity
+
+
+def _check_sales_open(tt: TicketType, now: datetime) -> None:
+    start = tt.sales_start or tt.event.sales_start
+    end = tt.sales_end or tt.event.sales_end
+    if start is not None and now < start:
+        raise NotOnSaleYet(tt.name)
+    if (end is not None and now >= end) or now >= tt.event.starts_at:
+        raise SalesEnded(tt.name)
+
+
+def _lock_live_cart(token: str | None, now: datetime, *, extend: bool) -> Cart:
+    """Lock the buyer's cart if it still holds tickets' time; raise ``CartLapsed`` if its
+    time ran out, ``LineNotFound`` if there is no such live cart."""
+    if token:
+        values = {"updated_at": now}
+        if extend:
+            values["expires_at"] = now + hold_duration()
+        locked = db.session.execute(
+            update(Cart)
+            .where(Cart.token == token, Cart.status == CartStatus.ACTIVE.value, Cart.expires_at > now)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if locked == 1:
+            return db.session.execute(select(Cart).where(Cart.token == token)).scalar_one()
+        status = db.session.execute(select(Cart.status).where(Cart.token == token)).scalar_one_or_none()
+        if status in (CartStatus.ACTIVE.value, CartStatus.EXPIRED.value):
+            raise CartLapsed()
+    raise LineNotFound()
+
+
+def _changing_live_cart(token: str | None, change: Callable[[], T]) -> T:
+    """Run a change of an existing cart; if the cart lapsed, release it (in its own
+    transaction, since the change's own is rolled back) and tell the buyer."""
+    try:
+        return change()
+    except CartLapsed:
+        release_if_lapsed(token)
+        raise
+
+
+def _live_cart_or_new(token: str | None, now: datetime) -> Cart:
+    """The buyer's cart, locked and its timer restarted; a new one if it lapsed or is gone."""
+    try:
+        return _lock_live_cart(token, now, extend=True)
+    except LineNotFound:
+        pass
+    except CartLapsed:
+        old_id = db.session.execute(select(Cart.id).where(Cart.token == token)).scalar_one()
+        _expire(old_id, now)
+    cart = Cart(token=new_token(), status=CartStatus.ACTIVE.value, expires_at=now + hold_duration(),
+                created_at=now, updated_at=now)
+    db.session.add(cart)
+    db.session.flush()
+    return cart
+
+
+def _extend(cart_id: int, now: datetime) -> None:
+    db.session.execute(
+        update(Cart).where(Cart.id == cart_id).values(expires_at=now + hold_duration())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _items_of(cart_id: int) -> list[CartItem]:
+    return list(
+        db.session.execute(
+            select(CartItem)
+            .where(CartItem.cart_id == cart_id)
+            .options(selectinload(CartItem.ticket_type).selectinload(TicketType.event))
+            .order_by(CartItem.id)
+        ).scalars()
+    )
+
+
+def _line_of(cart: Cart, line_id: int) -> CartItem:
+    item = db.session.execute(
+        select(CartItem)
+        .where(CartItem.id == line_id, CartItem.cart_id == cart.id)
+        .options(selectinload(CartItem.ticket_type).selectinload(TicketType.event))
+    ).scalar_one_or_none()
+    if item is None:
+        raise LineNotFound()
+    return item
+
+
+def _expire(cart_id: int, now: datetime) -> bool:
+    """Mark a lapsed cart expired and give its stock back, once. True if this call did it."""
+    expired = db.session.execute(
+        update(Cart)
+        .where(Cart.id == cart_id, Cart.status == CartStatus.ACTIVE.value, Cart.expires_at <= now)
+        .values(status=CartStatus.EXPIRED.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if expired != 1:
+        return False
+    items = _items_of(cart_id)
+    inventory.release({item.ticket_type: item.quantity for item in items})
+    return True
+

@@ -1,0 +1,79 @@
+"""Reading events and ticket types for the shop pages, and what state each is in."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from . import inventory
+from .extensions import db
+from .models import Event, EventStatus, TicketType, utcnow
+
+
+class SaleState(str, enum.Enum):
+    ON_SALE = "on_sale"
+    LOW = "low"  # on sale, "only N left"
+    SOLD_OUT = "sold_out"
+    NOT_YET = "not_yet"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class Availability:
+    state: SaleState
+    left: int
+    opens_at: datetime | None = None
+
+    @property
+    def buyable(self) -> bool:
+        return self.state in (SaleState.ON_SALE, SaleState.LOW)
+
+
+def upcoming_events(now: datetime | None = None) -> list[Event]:
+    now = now or utcnow()
+    return list(
+        db.session.execute(
+            select(Event)
+            .where(Event.status == EventStatus.PUBLISHED.value, Event.starts_at > now)
+            .order_by(Event.starts_at)
+            .options(selectinload(Event.ticket_types))
+        ).scalars()
+    )
+
+
+def published_event(slug: str) -> Event | None:
+    """The event with its ticket types (two queries, whatever their number)."""
+    return db.session.execute(
+        select(Event)
+        .where(Event.slug == slug, Event.status == EventStatus.PUBLISHED.value)
+        .options(selectinload(Event.ticket_types))
+    ).scalar_one_or_none()
+
+
+def availability(tt: TicketType, left: int, low_threshold: int, now: datetime | None = None) -> Availability:
+    now = now or utcnow()
+    start = tt.sales_start or tt.event.sales_start
+    end = tt.sales_end or tt.event.sales_end
+    if start is not None and now < start:
+        return Availability(SaleState.NOT_YET, left, opens_at=start)
+    if (end is not None and now >= end) or now >= tt.event.starts_at:
+        return Availability(SaleState.ENDED, left)
+    if left <= 0:
+        return Availability(SaleState.SOLD_OUT, 0)
+    if left <= low_threshold:
+        return Availability(SaleState.LOW, left)
+    return Availability(SaleState.ON_SALE, left)
+
+
+def availabilities(ticket_types: list[TicketType], low_threshold: int, now: datetime | None = None) -> dict[int, Availability]:
+    now = now or utcnow()
+    left = inventory.left_for(ticket_types)
+    return {tt.id: availability(tt, left[tt.id], low_threshold, now) for tt in ticket_types}
+
+
+def lowest_price_cents(event: Event) -> int | None:
+    prices = [tt.price_cents for tt in event.ticket_types]
+    return min(prices) if prices else None

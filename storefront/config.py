@@ -1,0 +1,71 @@
+"""Settings, read from the environment in one place.
+
+Every setting has a default that runs the demo on a fresh machine: SQLite under
+``instance/``, a secret key generated once and kept there, holds of 15 minutes.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def database_url(instance_path: str) -> str:
+    """DATABASE_URL, with the psycopg 3 driver chosen for plain postgresql:// URLs."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return "sqlite:///" + str(Path(instance_path) / "storefront.db")
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def secret_key(instance_path: str) -> str:
+    """SECRET_KEY from the environment, else one generated once under instance/.
+
+    Several worker processes may start at once: the file is created exclusively and
+    whoever loses the race reads the winner's key, so all workers sign alike.
+    """
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    path = Path(instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def from_environment(instance_path: str) -> dict:
+    return {
+        "SECRET_KEY": secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url(instance_path),
+        # Minutes a cart holds its tickets after the last addition.
+        "HOLD_MINUTES": _int("HOLD_MINUTES", 15),
+        # Most tickets one cart may hold, over all ticket types.
+        "MAX_TICKETS_PER_CART": _int("MAX_TICKETS_PER_CART", 10),
+        # Under this many left, a ticket type says "only N left".
+        "LOW_STOCK_THRESHOLD": _int("LOW_STOCK_THRESHOLD", 10),
+        "DB_POOL_SIZE": _int("DB_POOL_SIZE", 5),
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "") == "1",
+        "BABEL_DEFAULT_LOCALE": "en",
+        "LANGUAGES": ["en", "fr"],
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    }

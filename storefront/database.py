@@ -1,0 +1,75 @@
+"""Engine settings per backend, and the one way to open a write transaction.
+
+SQLite: WAL so readers never wait for the writer, a busy timeout so writers queue
+instead of failing, and ``BEGIN IMMEDIATE`` for write transactions. A deferred
+transaction that reads first and writes later fails at once with "database is
+locked" when another writer committed in between; taking the write lock at BEGIN
+makes it wait its turn instead.
+
+PostgreSQL: READ COMMITTED (the default). Stock changes are single conditional
+UPDATEs, which re-check their WHERE clause against the latest committed row, so no
+stronger isolation is needed.
+"""
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .extensions import db
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("sqlite_immediate", default=False)
+
+
+def engine_options(uri: str, pool_size: int) -> dict:
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+
+
+def configure_engine(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """Run the block in its own transaction: commit at the end, roll back on error.
+
+    Whatever read transaction the request had open is ended first, so the block
+    starts from fresh data and (on SQLite) holds the write lock from its first
+    statement.
+    """
+    session = db.session
+    session.rollback()
+    token = _immediate.set(True)
+    try:
+        session.connection()  # BEGIN (IMMEDIATE on SQLite) now, while the flag is set
+    finally:
+        _immediate.reset(token)
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

@@ -1,0 +1,150 @@
+"""Typed domain errors and the words a buyer reads for each.
+
+Domain code raises these with data; views turn them into a status code and a
+message through ``message()``. Nothing shows ``str(e)`` to a buyer.
+"""
+from __future__ import annotations
+
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+
+class StorefrontError(Exception):
+    status = 400
+
+    def message(self) -> str:  # pragma: no cover - every subclass says its own
+        raise NotImplementedError
+
+
+class InvalidQuantity(StorefrontError):
+    def __init__(self, raw: str | None = None):
+        super().__init__(raw)
+        self.raw = raw
+
+    def message(self) -> str:
+        return _("Please enter a whole number of tickets.")
+
+
+class NothingChosen(StorefrontError):
+    def message(self) -> str:
+        return _("Choose how many tickets you want first.")
+
+
+class EventNotFound(StorefrontError):
+    status = 404
+
+    def message(self) -> str:
+        return _("This event does not exist or is not on sale.")
+
+
+class UnknownTicketType(StorefrontError):
+    status = 404
+
+    def message(self) -> str:
+        return _("That ticket type does not exist.")
+
+
+class TicketTypeOfOtherEvent(StorefrontError):
+    def message(self) -> str:
+        return _("That ticket type belongs to another event.")
+
+
+class LineNotFound(StorefrontError):
+    status = 404
+
+    def message(self) -> str:
+        return _("That line is not in your cart.")
+
+
+class NotOnSaleYet(StorefrontError):
+    status = 409
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+    def message(self) -> str:
+        return _("Sales for %(name)s have not opened yet.", name=self.name)
+
+
+class SalesEnded(StorefrontError):
+    status = 409
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+    def message(self) -> str:
+        return _("Sales for %(name)s have ended.", name=self.name)
+
+
+class SoldOut(StorefrontError):
+    """Not enough stock: ``left`` tickets could still be had (0: sold out)."""
+
+    status = 409
+
+    def __init__(self, name: str, left: int, ticket_type_id: int | None = None, event_id: int | None = None):
+        super().__init__(name, left)
+        self.name = name
+        self.left = left
+        self.ticket_type_id = ticket_type_id
+        self.event_id = event_id
+
+    def message(self) -> str:
+        if self.left <= 0:
+            return _("%(name)s is sold out.", name=self.name)
+        return ngettext(
+            "Only %(num)d ticket left for %(name)s.",
+            "Only %(num)d tickets left for %(name)s.",
+            self.left,
+            name=self.name,
+        )
+
+
+class OverPerOrderLimit(StorefrontError):
+    def __init__(self, name: str, limit: int):
+        super().__init__(name, limit)
+        self.name = name
+        self.limit = limit
+
+    def message(self) -> str:
+        return ngettext(
+            "You can buy at most %(num)d ticket of %(name)s per order.",
+            "You can buy at most %(num)d tickets of %(name)s per order.",
+            self.limit,
+            name=self.name,
+        )
+
+
+class OverCartLimit(StorefrontError):
+    def __init__(self, limit: int):
+        super().__init__(limit)
+        self.limit = limit
+
+    def message(self) -> str:
+        return ngettext(
+            "A cart can hold at most %(num)d ticket.",
+            "A cart can hold at most %(num)d tickets.",
+            self.limit,
+        )
+
+
+class CartHoldsOtherEvent(StorefrontError):
+    status = 409
+
+    def __init__(self, title: str):
+        super().__init__(title)
+        self.title = title
+
+    def message(self) -> str:
+        return _(
+            "Your cart holds tickets for %(title)s. Check out or empty your cart before choosing another event.",
+            title=self.title,
+        )
+
+
+class CartLapsed(StorefrontError):
+    status = 409
+
+    def message(self) -> str:
+        return _("Your reservation lapsed and the tickets went back on sale. Add them again to hold them anew.")

@@ -1,0 +1,111 @@
+"""Hold and release stock: the only code that changes the stock counters.
+
+Every change is one conditional UPDATE per row, inside the caller's transaction,
+never a read followed by a write::
+
+    UPDATE ticket_types SET held = held + :n
+     WHERE id = :id AND sold + held + :n <= capacity
+
+The database evaluates the condition against the latest committed row while it
+holds that row's lock, so two buyers racing for the last ticket cannot both pass,
+whatever process or host they run on. A row count of 0 means there is not enough.
+
+Rows are always taken in one order (events by id, then ticket types by id), so two
+transactions holding several rows cannot wait on each other in a cycle. Callers
+lock their cart row before calling in, which keeps the order cart → event →
+ticket type everywhere.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import or_, select, update
+
+from .errors import SoldOut
+from .extensions import db
+from .models import Event, TicketType
+
+
+def _by_event(quantities: Mapping[TicketType, int]) -> dict[int, int]:
+    per_event: dict[int, int] = defaultdict(int)
+    for tt, n in quantities.items():
+        per_event[tt.event_id] += n
+    return per_event
+
+
+def hold(quantities: Mapping[TicketType, int]) -> None:
+    """Hold ``n`` more of each ticket type, or raise ``SoldOut`` for the first that does not fit.
+
+    Must run inside a write transaction; on ``SoldOut`` the caller rolls it back,
+    which undoes the rows already taken.
+    """
+    quantities = {tt: n for tt, n in quantities.items() if n}
+    if any(n < 0 for n in quantities.values()):
+        raise ValueError("hold() takes positive quantities; use release()")
+    session = db.session
+    for event_id, n in sorted(_by_event(quantities).items()):
+        taken = session.execute(
+            update(Event)
+            .where(Event.id == event_id, or_(Event.capacity.is_(None), Event.sold + Event.held + n <= Event.capacity))
+            .values(held=Event.held + n)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if taken != 1:
+            name = next(tt.event.title for tt in quantities if tt.event_id == event_id)
+            raise SoldOut(name, left=event_left(event_id), event_id=event_id)
+    for tt in sorted(quantities, key=lambda t: t.id):
+        n = quantities[tt]
+        taken = session.execute(
+            update(TicketType)
+            .where(TicketType.id == tt.id, TicketType.sold + TicketType.held + n <= TicketType.capacity)
+            .values(held=TicketType.held + n)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if taken != 1:
+            raise SoldOut(tt.name, left=ticket_type_left(tt.id), ticket_type_id=tt.id, event_id=tt.event_id)
+
+
+def release(quantities: Mapping[TicketType, int]) -> None:
+    """Give back ``n`` held tickets of each ticket type (and of its event)."""
+    quantities = {tt: n for tt, n in quantities.items() if n}
+    if any(n < 0 for n in quantities.values()):
+        raise ValueError("release() takes positive quantities")
+    session = db.session
+    for event_id, n in sorted(_by_event(quantities).items()):
+        session.execute(
+            update(Event).where(Event.id == event_id).values(held=Event.held - n)
+            .execution_options(synchronize_session=False)
+        )
+    for tt in sorted(quantities, key=lambda t: t.id):
+        session.execute(
+            update(TicketType).where(TicketType.id == tt.id).values(held=TicketType.held - quantities[tt])
+            .execution_options(synchronize_session=False)
+        )
+
+
+def ticket_type_left(ticket_type_id: int) -> int:
+    """Tickets of this type a buyer could still hold now (its own and its event's limit)."""
+    row = db.session.execute(
+        select(TicketType.capacity - TicketType.sold - TicketType.held, Event.capacity - Event.sold - Event.held)
+        .join(Event, Event.id == TicketType.event_id)
+        .where(TicketType.id == ticket_type_id)
+    ).one()
+    return max(0, min(x for x in row if x is not None))
+
+
+def event_left(event_id: int) -> int:
+    left = db.session.execute(select(Event.capacity - Event.sold - Event.held).where(Event.id == event_id)).scalar_one()
+    return max(0, left) if left is not None else 2**31
+
+
+def left_for(ticket_types: Iterable[TicketType]) -> dict[int, int]:
+    """Tickets left per ticket type from already-loaded rows (no query)."""
+    result = {}
+    for tt in ticket_types:
+        left = tt.capacity - tt.sold - tt.held
+        ev = tt.event
+        if ev.capacity is not None:
+            left = min(left, ev.capacity - ev.sold - ev.held)
+        result[tt.id] = max(0, left)
+    return result

@@ -1,0 +1,165 @@
+"""Typed SQLAlchemy 2.0 models.
+
+Times are stored as naive UTC (``UTCDateTime``) on every backend and come back as
+aware UTC datetimes; each event carries the IANA timezone it is shown in. Money is
+integer cents. The stock counters (``held``, ``sold``) are changed by
+``storefront.inventory`` only, and CHECK constraints refuse any write that would
+put them past capacity, whatever the code above them does.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A DateTime kept as naive UTC in the database and aware UTC in Python."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+class EventStatus(str, enum.Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+
+
+class CartStatus(str, enum.Enum):
+    ACTIVE = "active"
+    CHECKING_OUT = "checking_out"
+    CONVERTED = "converted"
+    EXPIRED = "expired"
+
+
+class Organiser(db.Model):
+    __tablename__ = "organisers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+
+    events: Mapped[list[Event]] = relationship(back_populates="organiser")
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("held >= 0 AND sold >= 0", name="counters_not_negative"),
+        CheckConstraint("capacity IS NULL OR sold + held <= capacity", name="within_capacity"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organiser_id: Mapped[int] = mapped_column(ForeignKey("organisers.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    venue: Mapped[str] = mapped_column(String(300), default="")
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    timezone: Mapped[str] = mapped_column(String(64))  # IANA name, e.g. "Europe/Paris"
+    currency: Mapped[str] = mapped_column(String(3))  # ISO 4217, upper case
+    status: Mapped[str] = mapped_column(String(20), default=EventStatus.DRAFT.value)
+    sales_start: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    sales_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    # Optional venue-wide limit over all ticket types; counters kept like a ticket type's.
+    capacity: Mapped[Optional[int]] = mapped_column(Integer)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    sold: Mapped[int] = mapped_column(Integer, default=0)
+
+    organiser: Mapped[Organiser] = relationship(back_populates="events")
+    ticket_types: Mapped[list[TicketType]] = relationship(
+        back_populates="event", order_by="(TicketType.position, TicketType.id)"
+    )
+
+
+class TicketType(db.Model):
+    __tablename__ = "ticket_types"
+    __table_args__ = (
+        CheckConstraint("held >= 0 AND sold >= 0 AND capacity >= 0", name="counters_not_negative"),
+        CheckConstraint("sold + held <= capacity", name="within_capacity"),
+        CheckConstraint("price_cents >= 0", name="price_not_negative"),
+        CheckConstraint("max_per_order >= 1", name="max_per_order_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price_cents: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    sold: Mapped[int] = mapped_column(Integer, default=0)
+    max_per_order: Mapped[int] = mapped_column(Integer, default=10)
+    # Each bound falls back to the event's when unset.
+    sales_start: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    sales_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    event: Mapped[Event] = relationship(back_populates="ticket_types")
+
+
+class Cart(db.Model):
+    """A browser's cart. While active and not past ``expires_at``, its items are held."""
+
+    __tablename__ = "carts"
+    # The sweep looks for active carts past their time.
+    __table_args__ = (Index("ix_carts_status_expires_at", "status", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default=CartStatus.ACTIVE.value)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    items: Mapped[list[CartItem]] = relationship(
+        back_populates="cart", order_by="CartItem.id", cascade="all, delete-orphan"
+    )
+
+
+class CartItem(db.Model):
+    __tablename__ = "cart_items"
+    __table_args__ = (
+        UniqueConstraint("cart_id", "ticket_type_id", name="uq_cart_items_cart_ticket_type"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), index=True)
+    ticket_type_id: Mapped[int] = mapped_column(ForeignKey("ticket_types.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    cart: Mapped[Cart] = relationship(back_populates="items")
+    ticket_type: Mapped[TicketType] = relationship()

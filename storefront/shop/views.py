@@ -1,0 +1,160 @@
+"""Thin views: parse the request, call one domain function, render."""
+from __future__ import annotations
+
+from flask import abort, current_app, flash, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from .. import cart as carts
+from .. import catalog, htmx
+from ..errors import InvalidQuantity, StorefrontError
+from ..models import utcnow
+from . import bp
+
+CART_KEY = "cart"
+
+
+def _cart_token() -> str | None:
+    return session.get(CART_KEY)
+
+
+def _event_context(event, cart_view, now):
+    return {
+        "event": event,
+        "availability": catalog.availabilities(event.ticket_types, current_app.config["LOW_STOCK_THRESHOLD"], now),
+        "cart": cart_view,
+        "now": now,
+    }
+
+
+@bp.get("/")
+def events():
+    now = utcnow()
+    upcoming = catalog.upcoming_events(now)
+    return render_template("shop/events.html", events=upcoming, cart=carts.view_cart(_cart_token(), now), now=now)
+
+
+@bp.get("/events/<slug>")
+def event(slug: str):
+    event = catalog.published_event(slug)
+    if event is None:
+        abort(404)
+    now = utcnow()
+    return render_template("shop/event.html", **_event_context(event, carts.view_cart(_cart_token(), now), now))
+
+
+@bp.post("/events/<slug>/cart")
+def add_to_cart(slug: str):
+    try:
+        quantities = _parse_add_form()
+        session[CART_KEY] = carts.add_tickets(_cart_token(), slug, quantities)
+    except StorefrontError as error:
+        return _add_failed(slug, error)
+    if htmx.wants_fragment():
+        return _cart_fragment(changed_event_slug=slug)
+    flash(_("Added to your cart."), "success")
+    return htmx.redirect(url_for("shop.event", slug=slug))
+
+
+def _parse_add_form() -> dict[int, int]:
+    """``quantity-<ticket type id>`` fields; anything else named quantity-… is bad input."""
+    quantities: dict[int, int] = {}
+    for name, raw in request.form.items():
+        if not name.startswith("quantity-"):
+            continue
+        key = name.removeprefix("quantity-")
+        if not key.isdigit() or len(key) > 12:
+            raise InvalidQuantity(raw)
+        quantities[int(key)] = carts.parse_quantity(raw, allow_zero=True)
+    return quantities
+
+
+def _add_failed(slug: str, error: StorefrontError):
+    now = utcnow()
+    cart_view = carts.view_cart(_cart_token(), now)
+    if htmx.wants_fragment():
+        return _cart_fragment(error=error, changed_event_slug=slug)
+    event = catalog.published_event(slug)
+    if event is None:
+        abort(404)
+    return render_template(
+        "shop/event.html", error=error.message(), **_event_context(event, cart_view, now)
+    ), error.status
+
+
+@bp.get("/cart")
+def cart():
+    now = utcnow()
+    return htmx.render("shop/cart.html", "_partials/cart.html", cart=carts.view_cart(_cart_token(), now), now=now)
+
+
+@bp.post("/cart/lines/<int:line_id>")
+def update_line(line_id: int):
+    return _change_cart(lambda: carts.set_quantity(
+        _cart_token(), line_id, carts.parse_quantity(request.form.get("quantity"), allow_zero=False)
+    ))
+
+
+@bp.post("/cart/lines/<int:line_id>/remove")
+def remove_line(line_id: int):
+    return _change_cart(lambda: carts.remove_line(_cart_token(), line_id))
+
+
+@bp.post("/cart/empty")
+def empty_cart():
+    return _change_cart(lambda: carts.empty_cart(_cart_token()))
+
+
+@bp.post("/cart/lapse")
+def lapse():
+    """The countdown reached zero: give the tickets back if the hold really lapsed."""
+    return _change_cart(lambda: carts.release_if_lapsed(_cart_token()))
+
+
+def _change_cart(change):
+    event_slug = _cart_event_slug()
+    try:
+        change()
+    except StorefrontError as error:
+        if htmx.wants_fragment():
+            return _cart_fragment(error=error, changed_event_slug=event_slug)
+        now = utcnow()
+        return render_template(
+            "shop/cart.html", error=error.message(), cart=carts.view_cart(_cart_token(), now), now=now
+        ), error.status
+    if htmx.wants_fragment():
+        return _cart_fragment(changed_event_slug=event_slug)
+    return htmx.redirect(_safe_next() or url_for("shop.cart"))
+
+
+def _cart_event_slug() -> str | None:
+    event = carts.view_cart(_cart_token()).event
+    return event.slug if event else None
+
+
+def _safe_next() -> str | None:
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+def _cart_fragment(error: StorefrontError | None = None, changed_event_slug: str | None = None):
+    """The cart fragment, with out-of-band updates of the header count and of the
+    availability of the event whose stock just changed."""
+    now = utcnow()
+    event = catalog.published_event(changed_event_slug) if changed_event_slug else None
+    context = {"cart": carts.view_cart(_cart_token(), now), "now": now, "error": error.message() if error else None}
+    if event is not None:
+        context["event"] = event
+        context["availability"] = catalog.availabilities(
+            event.ticket_types, current_app.config["LOW_STOCK_THRESHOLD"], now
+        )
+    response = htmx.render("shop/cart.html", "_partials/cart_changed.html", status=error.status if error else 200, **context)
+    return response
+
+
+@bp.get("/checkout")
+def checkout():
+    now = utcnow()
+    cart_view = carts.view_cart(_cart_token(), now)
+    return render_template("shop/checkout_pending.html", cart=cart_view, now=now)

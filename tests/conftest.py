@@ -1,0 +1,128 @@
+"""Fixtures: the app on a real, migrated database, SQLite and PostgreSQL.
+
+Tests that take ``app`` (or ``client``) run once per backend. PostgreSQL is
+``TEST_DATABASE_URL`` (default: the local server, database ``storefront_test``,
+recreated per run). Without a reachable server those runs skip, saying why, except
+when ``STOREFRONT_REQUIRE_POSTGRES=1`` (CI), where they fail.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from storefront import create_app
+from storefront.extensions import db
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/storefront_test"
+REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
+
+# Children before parents, for cleaning up between tests.
+TABLES = ["cart_items", "carts", "ticket_types", "events", "organisers"]
+
+
+def pg_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL", PG_DEFAULT)
+    return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
+
+
+def _recreate_pg_database(url: str) -> None:
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_urls(tmp_path_factory):
+    """Per backend, a database URL with the schema migrated, or the reason it is missing."""
+    urls: dict[str, str] = {}
+    sqlite_path = tmp_path_factory.mktemp("db") / "storefront-test.db"
+    urls["sqlite"] = f"sqlite:///{sqlite_path}"
+    try:
+        _recreate_pg_database(pg_url())
+        urls["postgresql"] = pg_url()
+    except Exception as error:  # no server: remembered, reported by the fixture below
+        urls["postgresql_error"] = f"PostgreSQL at {make_url(pg_url()).render_as_string()} unreachable: {error}"
+    for backend in ("sqlite", "postgresql"):
+        if backend in urls:
+            app = create_app({"SQLALCHEMY_DATABASE_URI": urls[backend], "TESTING": True, "SECRET_KEY": "test"})
+            with app.app_context():
+                from flask_migrate import upgrade
+
+                upgrade()
+                db.engine.dispose()
+    return urls
+
+
+def backend_url(database_urls, backend: str) -> str:
+    if backend not in database_urls:
+        reason = database_urls["postgresql_error"]
+        if REQUIRE_PG:
+            pytest.fail(reason + " (STOREFRONT_REQUIRE_POSTGRES=1: PostgreSQL tests may not skip)")
+        pytest.skip(reason)
+    return database_urls[backend]
+
+
+def make_app(url: str, **overrides):
+    config = {
+        "SQLALCHEMY_DATABASE_URI": url,
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "WTF_CSRF_ENABLED": False,
+        "HOLD_MINUTES": 15,
+        "MAX_TICKETS_PER_CART": 10,
+        "LOW_STOCK_THRESHOLD": 10,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+def clean(app) -> None:
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))
+        db.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def app(database_urls, backend, request):
+    marker = request.node.get_closest_marker("app_config")
+    app = make_app(backend_url(database_urls, backend), **(marker.kwargs if marker else {}))
+    clean(app)
+    with app.app_context():
+        yield app
+        db.session.remove()
+    clean(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def htmx_client(app):
+    """A test client whose requests carry htmx's header."""
+    client = app.test_client()
+    client.environ_base["HTTP_HX_REQUEST"] = "true"
+    return client
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent

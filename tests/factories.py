@@ -1,0 +1,80 @@
+"""Building test data through the models, committed like real data."""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from storefront.database import write_transaction
+from storefront.extensions import db
+from storefront.models import Cart, CartItem, CartStatus, Event, EventStatus, Organiser, TicketType, utcnow
+
+_seq = itertools.count(1)
+
+
+def make_event(
+    *,
+    ticket_types: list[dict] | None = None,
+    status: str = EventStatus.PUBLISHED.value,
+    capacity: int | None = None,
+    starts_in: timedelta = timedelta(days=30),
+    timezone: str = "Europe/Paris",
+    currency: str = "EUR",
+    sales_start: datetime | None = None,
+    sales_end: datetime | None = None,
+    title: str | None = None,
+) -> Event:
+    """An event with ticket types (default: one "Standard" at 25.00, capacity 100)."""
+    n = next(_seq)
+    with write_transaction():
+        org = db.session.execute(select(Organiser).where(Organiser.slug == "test-org")).scalar_one_or_none()
+        if org is None:
+            org = Organiser(name="Test Organiser", slug="test-org")
+            db.session.add(org)
+        event = Event(
+            organiser=org, slug=f"event-{n}", title=title or f"Event {n}", description="A test event.",
+            venue="Test Hall", starts_at=utcnow() + starts_in, timezone=timezone, currency=currency,
+            status=status, capacity=capacity, sales_start=sales_start, sales_end=sales_end,
+        )
+        specs = ticket_types if ticket_types is not None else [{"name": "Standard"}]
+        for i, spec in enumerate(specs):
+            fields = {"name": f"Type {i}", "price_cents": 2500, "capacity": 100, "max_per_order": 10, "position": i}
+            fields.update(spec)
+            event.ticket_types.append(TicketType(**fields))
+        db.session.add(event)
+    return reload_event(event.id)
+
+
+def reload_event(event_id: int) -> Event:
+    db.session.rollback()
+    return db.session.get(Event, event_id)
+
+
+def ticket_type(tt_id: int) -> TicketType:
+    """The ticket type as committed now (fresh counters)."""
+    db.session.rollback()
+    return db.session.get(TicketType, tt_id)
+
+
+def cart_by_token(token: str) -> Cart:
+    db.session.rollback()
+    return db.session.execute(select(Cart).where(Cart.token == token)).scalar_one()
+
+
+def held_in_live_carts(tt_id: int) -> int:
+    """What the carts say is held of a ticket type: the counter must equal it."""
+    db.session.rollback()
+    return db.session.execute(
+        select(func.coalesce(func.sum(CartItem.quantity), 0))
+        .join(Cart, Cart.id == CartItem.cart_id)
+        .where(CartItem.ticket_type_id == tt_id, Cart.status == CartStatus.ACTIVE.value)
+    ).scalar_one()
+
+
+def lapse(token: str, ago: timedelta = timedelta(seconds=1)) -> None:
+    """Move a cart's hold into the past, as if its time had run out."""
+    from sqlalchemy import update
+
+    with write_transaction():
+        db.session.execute(update(Cart).where(Cart.token == token).values(expires_at=utcnow() - ago))
