@@ -11,6 +11,7 @@ Holding more tickets restarts the hold timer; lowering or removing does not.
 """
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from . import inventory
 from .database import write_transaction
@@ -91,7 +92,8 @@ class CartView:
     def seconds_left(self, now: datetime | None = None) -> int:
         if self.expires_at is None:
             return 0
-        return max(0, int((self.expires_at - (now or utcnow())).total_seconds()))
+        # Rounded up, so the page's countdown never ends before the hold does.
+        return max(0, math.ceil((self.expires_at - (now or utcnow())).total_seconds()))
 
 
 def view_cart(token: str | None, now: datetime | None = None) -> CartView:
@@ -102,8 +104,8 @@ def view_cart(token: str | None, now: datetime | None = None) -> CartView:
     cart = db.session.execute(
         select(Cart)
         .where(Cart.token == token)
-        .options(selectinload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event))
-    ).scalar_one_or_none()
+        .options(joinedload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event))
+    ).unique().scalar_one_or_none()  # one query (joined), whatever the number of lines
     if cart is None or cart.status == CartStatus.CONVERTED.value:
         return CartView(None, False)
     lapsed = cart.status == CartStatus.EXPIRED.value or (
@@ -232,12 +234,9 @@ def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: dateti
     ).scalar_one_or_none()
     if event is None:
         raise EventNotFound()
-    types = {
-        tt.id: tt
-        for tt in db.session.execute(
-            select(TicketType).where(TicketType.id.in_(wanted)).options(selectinload(TicketType.event))
-        ).scalars()
-    }
+    # No eager load of TicketType.event: the types that pass the check below belong to
+    # ``event``, already in the session, so ``tt.event`` is found without a query.
+    types = {tt.id: tt for tt in db.session.execute(select(TicketType).where(TicketType.id.in_(wanted))).scalars()}
     for tt_id in wanted:
         if tt_id not in types:
             raise UnknownTicketType()
@@ -246,8 +245,8 @@ def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: dateti
     for tt in types.values():
         _check_sales_open(tt, now)
 
-    cart = _live_cart_or_new(token, now)
-    items = {item.ticket_type_id: item for item in _items_of(cart.id)}
+    cart, is_new = _live_cart_or_new(token, now)
+    items = {} if is_new else {item.ticket_type_id: item for item in _items_of(cart.id)}
     other = next((item for item in items.values() if item.ticket_type.event_id != event.id), None)
     if other is not None:
         raise CartHoldsOtherEvent(other.ticket_type.event.title)
@@ -348,10 +347,11 @@ def _changing_live_cart(token: str | None, change: Callable[[], T]) -> T:
         raise
 
 
-def _live_cart_or_new(token: str | None, now: datetime) -> Cart:
-    """The buyer's cart, locked and its timer restarted; a new one if it lapsed or is gone."""
+def _live_cart_or_new(token: str | None, now: datetime) -> tuple[Cart, bool]:
+    """The buyer's cart, locked and its timer restarted; a new one if it lapsed or is
+    gone. True as second value for a new cart (it has no items yet)."""
     try:
-        return _lock_live_cart(token, now, extend=True)
+        return _lock_live_cart(token, now, extend=True), False
     except LineNotFound:
         pass
     except CartLapsed:
@@ -361,7 +361,7 @@ def _live_cart_or_new(token: str | None, now: datetime) -> Cart:
                 created_at=now, updated_at=now)
     db.session.add(cart)
     db.session.flush()
-    return cart
+    return cart, True
 
 
 def _extend(cart_id: int, now: datetime) -> None:

@@ -16,7 +16,7 @@
       if (!el.dataset.deadline) {
         el.dataset.deadline = String(now + parseInt(el.dataset.countdown, 10) * 1000);
       }
-      var left = Math.max(0, Math.round((Number(el.dataset.deadline) - now) / 1000));
+      var left = Math.max(0, Math.ceil((Number(el.dataset.deadline) - now) / 1000));
       var clock = el.querySelector(".countdown-clock");
       if (clock) clock.textContent = format(left);
       el.classList.toggle("countdown-urgent", left <= 60);
@@ -28,6 +28,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", tick);
-  document.addEventListener("htmx:load", tick);
+  // After htmx has finished setting up the swapped-in elements, so "lapsed" reaches a listener.
+  document.addEventListener("htmx:load", function () { setTimeout(tick, 0); });
   setInterval(tick, 1000);
 })();

@@ -127,8 +127,10 @@ def _change_cart(change):
 
 
 def _cart_event_slug() -> str | None:
-    event = carts.view_cart(_cart_token()).event
-    return event.slug if event else None
+    """The event of the cart's lines, lapsed ones included (their stock comes back)."""
+    view = carts.view_cart(_cart_token())
+    items = view.cart.items if view.cart is not None else []
+    return items[0].ticket_type.event.slug if items else None
 
 
 def _safe_next() -> str | None:
