@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
-from . import inventory
+from . import catalog, inventory
 from .database import write_transaction
 from .errors import (
     CartHoldsOtherEvent,
@@ -40,7 +40,7 @@ from .errors import (
     UnknownTicketType,
 )
 from .extensions import db
-from .models import Cart, CartItem, CartStatus, Event, EventStatus, TicketType, utcnow
+from .models import Cart, CartItem, CartStatus, Event, TicketType, utcnow
 
 T = TypeVar("T")
 
@@ -96,16 +96,22 @@ class CartView:
         return max(0, math.ceil((self.expires_at - (now or utcnow())).total_seconds()))
 
 
+# The statements of the hot path (event page, add to cart), built once: building
+# them and their cache keys anew each time cost more than running them (bench/REPORT.md).
+_CART_TO_VIEW = (
+    select(Cart)
+    .where(Cart.token == bindparam("token"))
+    .options(joinedload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event))
+)
+
+
 def view_cart(token: str | None, now: datetime | None = None) -> CartView:
     """Read the cart for display (no writes)."""
     if not token:
         return CartView(None, False)
     now = now or utcnow()
-    cart = db.session.execute(
-        select(Cart)
-        .where(Cart.token == token)
-        .options(joinedload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event))
-    ).unique().scalar_one_or_none()  # one query (joined), whatever the number of lines
+    # One query (joined), whatever the number of lines.
+    cart = db.session.execute(_CART_TO_VIEW, {"token": token}).unique().scalar_one_or_none()
     if cart is None or cart.status == CartStatus.CONVERTED.value:
         return CartView(None, False)
     lapsed = cart.status == CartStatus.EXPIRED.value or (
@@ -200,6 +206,11 @@ def release_lapsed_holds(
             holding = holding.where(TicketType.event_id == event_id)
         query = query.where(Cart.id.in_(holding))
     cart_ids = list(db.session.execute(query).scalars())
+    if not cart_ids:
+        # Nothing lapsed, the usual answer to a buyer of a sold-out type: the read
+        # goes on, so the answer that follows reads on this connection and
+        # transaction instead of taking, pinging and beginning another.
+        return 0
     db.session.rollback()
     released = 0
     for cart_id in cart_ids:
@@ -229,19 +240,17 @@ def _with_lazy_release(change: Callable[[], T]) -> T:
 
 
 def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: datetime) -> str:
-    event = db.session.execute(
-        select(Event).where(Event.slug == event_slug, Event.status == EventStatus.PUBLISHED.value)
-    ).scalar_one_or_none()
+    # The event with its ticket types in one query (the event page's own); ``tt.event``
+    # is then found in the session without a query.
+    event = catalog.published_event(event_slug)
     if event is None:
         raise EventNotFound()
-    # No eager load of TicketType.event: the types that pass the check below belong to
-    # ``event``, already in the session, so ``tt.event`` is found without a query.
-    types = {tt.id: tt for tt in db.session.execute(select(TicketType).where(TicketType.id.in_(wanted))).scalars()}
+    of_event = {tt.id: tt for tt in event.ticket_types}
     for tt_id in wanted:
-        if tt_id not in types:
-            raise UnknownTicketType()
-        if types[tt_id].event_id != event.id:
-            raise TicketTypeOfOtherEvent()
+        if tt_id not in of_event:  # bad input: say which kind
+            exists = db.session.execute(select(TicketType.id).where(TicketType.id == tt_id)).first()
+            raise TicketTypeOfOtherEvent() if exists else UnknownTicketType()
+    types = {tt_id: of_event[tt_id] for tt_id in wanted}
     for tt in types.values():
         _check_sales_open(tt, now)
 
@@ -264,6 +273,9 @@ def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: dateti
     for tt_id, n in wanted.items():
         if tt_id in items:
             items[tt_id].quantity += n
+        elif is_new:
+            # Written at commit, with the cart (cascade), after the stock was held.
+            db.session.add(CartItem(cart=cart, ticket_type_id=tt_id, quantity=n))
         else:
             db.session.add(CartItem(cart_id=cart.id, ticket_type_id=tt_id, quantity=n))
     return cart.token
@@ -349,7 +361,11 @@ def _changing_live_cart(token: str | None, change: Callable[[], T]) -> T:
 
 def _live_cart_or_new(token: str | None, now: datetime) -> tuple[Cart, bool]:
     """The buyer's cart, locked and its timer restarted; a new one if it lapsed or is
-    gone. True as second value for a new cart (it has no items yet)."""
+    gone. True as second value for a new cart (it has no items yet).
+
+    A new cart is not added to the session here: nobody else can see it, so it needs
+    no lock before the stock is held, and when the stock is gone (most buyers of a
+    flash sale) it is never written at all."""
     try:
         return _lock_live_cart(token, now, extend=True), False
     except LineNotFound:
@@ -359,8 +375,6 @@ def _live_cart_or_new(token: str | None, now: datetime) -> tuple[Cart, bool]:
         _expire(old_id, now)
     cart = Cart(token=new_token(), status=CartStatus.ACTIVE.value, expires_at=now + hold_duration(),
                 created_at=now, updated_at=now)
-    db.session.add(cart)
-    db.session.flush()
     return cart, True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime, format_time, get_timezone_location
@@ -12,17 +13,32 @@ from flask import Flask
 from flask_babel import get_locale
 
 
+# Both filters are pure functions of their arguments and the locale, and Babel's
+# formatting is slow next to the rest of a page: every page shows the same few
+# prices and dates, so the answers are memoized (bounded) per locale.
+_MEMO_SIZE = 4096
+
+
 def money(cents: int, currency: str) -> str:
     """Integer cents to "€12.50" / "12,50 €" for the buyer's locale."""
-    return format_currency(Decimal(cents) / 100, currency.upper(), locale=get_locale())
+    return _money(cents, currency, get_locale())
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _money(cents: int, currency: str, locale) -> str:
+    return format_currency(Decimal(cents) / 100, currency.upper(), locale=locale)
 
 
 def event_time(when: datetime, tz: str, style: str = "long") -> str:
     """A UTC instant shown in the event's own timezone, with the zone named:
     "Sunday, December 13, 2026 · 9:00 PM Central European Standard Time", or in
     short "Dec 13, 2026 · 9:00 PM · Paris"."""
+    return _event_time(when, tz, style, get_locale())
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _event_time(when: datetime, tz: str, style: str, locale) -> str:
     local = when.astimezone(ZoneInfo(tz))
-    locale = get_locale()
     if style == "short":
         # Offsets like "+0100" say little; the zone's city ("Paris", "New York") says where.
         date = format_date(local, "medium", locale=locale)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Integer, bindparam, or_, select, update
 
 from .errors import SoldOut
 from .extensions import db
@@ -34,6 +34,28 @@ def _by_event(quantities: Mapping[TicketType, int]) -> dict[int, int]:
     return per_event
 
 
+# The two holds, built once: on the hot path (every add to cart) building the
+# expressions and their cache keys anew cost more than running them.
+_HOLD_EVENT = (
+    update(Event)
+    .where(
+        Event.id == bindparam("event_id"),
+        or_(Event.capacity.is_(None), Event.sold + Event.held + bindparam("n", type_=Integer) <= Event.capacity),
+    )
+    .values(held=Event.held + bindparam("n", type_=Integer))
+    .execution_options(synchronize_session=False)
+)
+_HOLD_TICKET_TYPE = (
+    update(TicketType)
+    .where(
+        TicketType.id == bindparam("ticket_type_id"),
+        TicketType.sold + TicketType.held + bindparam("n", type_=Integer) <= TicketType.capacity,
+    )
+    .values(held=TicketType.held + bindparam("n", type_=Integer))
+    .execution_options(synchronize_session=False)
+)
+
+
 def hold(quantities: Mapping[TicketType, int]) -> None:
     """Hold ``n`` more of each ticket type, or raise ``SoldOut`` for the first that does not fit.
 
@@ -45,23 +67,12 @@ def hold(quantities: Mapping[TicketType, int]) -> None:
         raise ValueError("hold() takes positive quantities; use release()")
     session = db.session
     for event_id, n in sorted(_by_event(quantities).items()):
-        taken = session.execute(
-            update(Event)
-            .where(Event.id == event_id, or_(Event.capacity.is_(None), Event.sold + Event.held + n <= Event.capacity))
-            .values(held=Event.held + n)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        taken = session.execute(_HOLD_EVENT, {"event_id": event_id, "n": n}).rowcount
         if taken != 1:
             name = next(tt.event.title for tt in quantities if tt.event_id == event_id)
             raise SoldOut(name, left=event_left(event_id), event_id=event_id)
     for tt in sorted(quantities, key=lambda t: t.id):
-        n = quantities[tt]
-        taken = session.execute(
-            update(TicketType)
-            .where(TicketType.id == tt.id, TicketType.sold + TicketType.held + n <= TicketType.capacity)
-            .values(held=TicketType.held + n)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        taken = session.execute(_HOLD_TICKET_TYPE, {"ticket_type_id": tt.id, "n": quantities[tt]}).rowcount
         if taken != 1:
             raise SoldOut(tt.name, left=ticket_type_left(tt.id), ticket_type_id=tt.id, event_id=tt.event_id)
 
@@ -84,13 +95,16 @@ def release(quantities: Mapping[TicketType, int]) -> None:
         )
 
 
+_TICKET_TYPE_LEFT = (
+    select(TicketType.capacity - TicketType.sold - TicketType.held, Event.capacity - Event.sold - Event.held)
+    .join(Event, Event.id == TicketType.event_id)
+    .where(TicketType.id == bindparam("ticket_type_id"))
+)
+
+
 def ticket_type_left(ticket_type_id: int) -> int:
     """Tickets of this type a buyer could still hold now (its own and its event's limit)."""
-    row = db.session.execute(
-        select(TicketType.capacity - TicketType.sold - TicketType.held, Event.capacity - Event.sold - Event.held)
-        .join(Event, Event.id == TicketType.event_id)
-        .where(TicketType.id == ticket_type_id)
-    ).one()
+    row = db.session.execute(_TICKET_TYPE_LEFT, {"ticket_type_id": ticket_type_id}).one()
     return max(0, min(x for x in row if x is not None))
 
 
