@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from . import catalog, inventory
@@ -103,15 +103,23 @@ _CART_TO_VIEW = (
     .where(Cart.token == bindparam("token"))
     .options(joinedload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event))
 )
+# The same with every ticket type of the cart's event: a cart change answers the cart
+# and that event's availability, from this one query.
+_CART_AND_EVENT_TO_VIEW = _CART_TO_VIEW.options(
+    joinedload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event)
+    .joinedload(Event.ticket_types)
+)
 
 
-def view_cart(token: str | None, now: datetime | None = None) -> CartView:
-    """Read the cart for display (no writes)."""
+def view_cart(token: str | None, now: datetime | None = None, *, with_event_ticket_types: bool = False) -> CartView:
+    """Read the cart for display (no writes); with all ticket types of its event loaded
+    too (``cart.event.ticket_types``) when asked."""
     if not token:
         return CartView(None, False)
     now = now or utcnow()
     # One query (joined), whatever the number of lines.
-    cart = db.session.execute(_CART_TO_VIEW, {"token": token}).unique().scalar_one_or_none()
+    statement = _CART_AND_EVENT_TO_VIEW if with_event_ticket_types else _CART_TO_VIEW
+    cart = db.session.execute(statement, {"token": token}).unique().scalar_one_or_none()
     if cart is None or cart.status == CartStatus.CONVERTED.value:
         return CartView(None, False)
     lapsed = cart.status == CartStatus.EXPIRED.value or (
@@ -179,6 +187,26 @@ def release_if_lapsed(token: str | None, now: datetime | None = None) -> bool:
         return _expire(cart_id, now or utcnow())
 
 
+# Carts whose hold lapsed, oldest first; narrowed to those holding some ticket types
+# or some event when a buyer ran short (built once: the sold-out path runs them).
+_LAPSED = (
+    select(Cart.id)
+    .where(Cart.status == CartStatus.ACTIVE.value, Cart.expires_at <= bindparam("now"))
+    .order_by(Cart.expires_at)
+    .limit(bindparam("limit"))
+)
+_LAPSED_HOLDING_TYPES = _LAPSED.where(
+    Cart.id.in_(select(CartItem.cart_id).where(CartItem.ticket_type_id.in_(bindparam("ticket_type_ids", expanding=True))))
+)
+_LAPSED_HOLDING_EVENT = _LAPSED.where(
+    Cart.id.in_(
+        select(CartItem.cart_id)
+        .join(TicketType, TicketType.id == CartItem.ticket_type_id)
+        .where(TicketType.event_id == bindparam("event_id"))
+    )
+)
+
+
 def release_lapsed_holds(
     now: datetime | None = None,
     *,
@@ -192,20 +220,14 @@ def release_lapsed_holds(
     a shortage. One short transaction per cart, so a sweep never blocks buyers long.
     """
     now = now or utcnow()
-    query = (
-        select(Cart.id)
-        .where(Cart.status == CartStatus.ACTIVE.value, Cart.expires_at <= now)
-        .order_by(Cart.expires_at)
-        .limit(limit)
-    )
-    if ticket_type_ids is not None or event_id is not None:
-        holding = select(CartItem.cart_id).join(TicketType, TicketType.id == CartItem.ticket_type_id)
-        if ticket_type_ids is not None:
-            holding = holding.where(CartItem.ticket_type_id.in_(ticket_type_ids))
-        if event_id is not None:
-            holding = holding.where(TicketType.event_id == event_id)
-        query = query.where(Cart.id.in_(holding))
-    cart_ids = list(db.session.execute(query).scalars())
+    params = {"now": now, "limit": limit}
+    if ticket_type_ids is not None:
+        query, params["ticket_type_ids"] = _LAPSED_HOLDING_TYPES, ticket_type_ids
+    elif event_id is not None:
+        query, params["event_id"] = _LAPSED_HOLDING_EVENT, event_id
+    else:
+        query = _LAPSED
+    cart_ids = list(db.session.execute(query, params).scalars())
     if not cart_ids:
         # Nothing lapsed, the usual answer to a buyer of a sold-out type: the read
         # goes on, so the answer that follows reads on this connection and
@@ -233,10 +255,20 @@ def _with_lazy_release(change: Callable[[], T]) -> T:
             ticket_type_ids=[short.ticket_type_id] if short.ticket_type_id else None,
             event_id=None if short.ticket_type_id else short.event_id,
         )
-        if not freed:
+        if not freed and not _stock_came_back(short):
             raise
     with write_transaction():
         return change()
+
+
+def _stock_came_back(short: SoldOut) -> bool:
+    """More is left now than when the hold failed. Another buyer released stock in
+    between, typically the same lapsed cart this buyer's sweep then found already
+    released: without this check, every buyer but the one whose sweep won would be
+    told "sold out" while the tickets were back on sale."""
+    if short.ticket_type_id is not None:
+        return inventory.ticket_type_left(short.ticket_type_id) > short.left
+    return short.event_id is not None and inventory.event_left(short.event_id) > short.left
 
 
 def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: datetime) -> str:
@@ -253,9 +285,13 @@ def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: dateti
     types = {tt_id: of_event[tt_id] for tt_id in wanted}
     for tt in types.values():
         _check_sales_open(tt, now)
+    # Most buyers of a flash sale end here, without locking or writing anything.
+    short = inventory.shortage({types[tt_id]: n for tt_id, n in wanted.items()})
+    if short is not None:
+        raise short
 
-    cart, is_new = _live_cart_or_new(token, now)
-    items = {} if is_new else {item.ticket_type_id: item for item in _items_of(cart.id)}
+    cart = _live_cart_or_lapsed_released(token, now)
+    items = {} if cart is None else {item.ticket_type_id: item for item in _items_of(cart.id)}
     other = next((item for item in items.values() if item.ticket_type.event_id != event.id), None)
     if other is not None:
         raise CartHoldsOtherEvent(other.ticket_type.event.title)
@@ -270,15 +306,26 @@ def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: dateti
         raise OverCartLimit(limit)
 
     inventory.hold({types[tt_id]: n for tt_id, n in wanted.items()})
+    if cart is None:
+        # A new cart is written only now that its stock is held: in a flash sale most
+        # buyers find none, and nobody else can see the cart before it is committed.
+        token = new_token()
+        cart_id = db.session.execute(
+            insert(Cart.__table__).values(token=token, status=CartStatus.ACTIVE.value, expires_at=now + hold_duration(),
+                                created_at=now, updated_at=now).returning(Cart.__table__.c.id)
+        ).scalar_one()
+    else:
+        token, cart_id = cart.token, cart.id
+    new_lines = []
     for tt_id, n in wanted.items():
         if tt_id in items:
             items[tt_id].quantity += n
-        elif is_new:
-            # Written at commit, with the cart (cascade), after the stock was held.
-            db.session.add(CartItem(cart=cart, ticket_type_id=tt_id, quantity=n))
         else:
-            db.session.add(CartItem(cart_id=cart.id, ticket_type_id=tt_id, quantity=n))
-    return cart.token
+            new_lines.append({"cart_id": cart_id, "ticket_type_id": tt_id, "quantity": n})
+    if new_lines:
+        # Core inserts: the ORM's unit of work cost more than the rest of the hold.
+        db.session.execute(insert(CartItem.__table__), new_lines)
+    return token
 
 
 def _in_transaction(change: Callable[..., T], *args) -> T:
@@ -359,23 +406,17 @@ def _changing_live_cart(token: str | None, change: Callable[[], T]) -> T:
         raise
 
 
-def _live_cart_or_new(token: str | None, now: datetime) -> tuple[Cart, bool]:
-    """The buyer's cart, locked and its timer restarted; a new one if it lapsed or is
-    gone. True as second value for a new cart (it has no items yet).
-
-    A new cart is not added to the session here: nobody else can see it, so it needs
-    no lock before the stock is held, and when the stock is gone (most buyers of a
-    flash sale) it is never written at all."""
+def _live_cart_or_lapsed_released(token: str | None, now: datetime) -> Cart | None:
+    """The buyer's cart, locked and its timer restarted; None if there is none to add
+    to (never was, converted, or lapsed: a lapsed one is released here)."""
     try:
-        return _lock_live_cart(token, now, extend=True), False
+        return _lock_live_cart(token, now, extend=True)
     except LineNotFound:
-        pass
+        return None
     except CartLapsed:
         old_id = db.session.execute(select(Cart.id).where(Cart.token == token)).scalar_one()
         _expire(old_id, now)
-    cart = Cart(token=new_token(), status=CartStatus.ACTIVE.value, expires_at=now + hold_duration(),
-                created_at=now, updated_at=now)
-    return cart, True
+        return None
 
 
 def _extend(cart_id: int, now: datetime) -> None:

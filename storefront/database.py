@@ -29,7 +29,10 @@ _immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("sqlite_immedi
 def engine_options(uri: str, pool_size: int) -> dict:
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
-    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+    # No pre-ping: it is a round trip on every checkout, and a request checks out
+    # once or twice. A connection broken by a server restart fails its one request;
+    # SQLAlchemy then drops the whole pool, and the next request reconnects.
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 3600}
 
 
 def configure_engine(engine: Engine) -> None:

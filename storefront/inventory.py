@@ -10,10 +10,12 @@ The database evaluates the condition against the latest committed row while it
 holds that row's lock, so two buyers racing for the last ticket cannot both pass,
 whatever process or host they run on. A row count of 0 means there is not enough.
 
-Rows are always taken in one order (events by id, then ticket types by id), so two
+Rows are always taken in one order (ticket types by id, then events by id), so two
 transactions holding several rows cannot wait on each other in a cycle. Callers
-lock their cart row before calling in, which keeps the order cart → event →
-ticket type everywhere.
+lock their cart row before calling in, which keeps the order cart → ticket type →
+event everywhere. Ticket types come first because that is where a flash sale runs
+short: a buyer who finds the type sold out never locks the event row, which every
+successful buyer of the event needs.
 """
 from __future__ import annotations
 
@@ -66,15 +68,33 @@ def hold(quantities: Mapping[TicketType, int]) -> None:
     if any(n < 0 for n in quantities.values()):
         raise ValueError("hold() takes positive quantities; use release()")
     session = db.session
+    for tt in sorted(quantities, key=lambda t: t.id):
+        taken = session.execute(_HOLD_TICKET_TYPE, {"ticket_type_id": tt.id, "n": quantities[tt]}).rowcount
+        if taken != 1:
+            raise SoldOut(tt.name, left=ticket_type_left(tt.id), ticket_type_id=tt.id, event_id=tt.event_id)
     for event_id, n in sorted(_by_event(quantities).items()):
         taken = session.execute(_HOLD_EVENT, {"event_id": event_id, "n": n}).rowcount
         if taken != 1:
             name = next(tt.event.title for tt in quantities if tt.event_id == event_id)
             raise SoldOut(name, left=event_left(event_id), event_id=event_id)
+
+
+def shortage(quantities: Mapping[TicketType, int]) -> SoldOut | None:
+    """What ``hold`` would refuse, judged from the rows as loaded (no query), checked
+    in ``hold``'s order; None if they show enough.
+
+    Only a refusal may be decided from a read: it is the answer the buyer would have
+    had a moment earlier. A success is always the conditional UPDATE's, in ``hold``.
+    """
     for tt in sorted(quantities, key=lambda t: t.id):
-        taken = session.execute(_HOLD_TICKET_TYPE, {"ticket_type_id": tt.id, "n": quantities[tt]}).rowcount
-        if taken != 1:
-            raise SoldOut(tt.name, left=ticket_type_left(tt.id), ticket_type_id=tt.id, event_id=tt.event_id)
+        left = tt.capacity - tt.sold - tt.held
+        if left < quantities[tt]:
+            return SoldOut(tt.name, left=max(0, left), ticket_type_id=tt.id, event_id=tt.event_id)
+    for event_id, n in sorted(_by_event(quantities).items()):
+        event = next(tt.event for tt in quantities if tt.event_id == event_id)
+        if event.capacity is not None and event.capacity - event.sold - event.held < n:
+            return SoldOut(event.title, left=max(0, event.capacity - event.sold - event.held), event_id=event_id)
+    return None
 
 
 def release(quantities: Mapping[TicketType, int]) -> None:
@@ -83,14 +103,14 @@ def release(quantities: Mapping[TicketType, int]) -> None:
     if any(n < 0 for n in quantities.values()):
         raise ValueError("release() takes positive quantities")
     session = db.session
-    for event_id, n in sorted(_by_event(quantities).items()):
-        session.execute(
-            update(Event).where(Event.id == event_id).values(held=Event.held - n)
-            .execution_options(synchronize_session=False)
-        )
     for tt in sorted(quantities, key=lambda t: t.id):
         session.execute(
             update(TicketType).where(TicketType.id == tt.id).values(held=TicketType.held - quantities[tt])
+            .execution_options(synchronize_session=False)
+        )
+    for event_id, n in sorted(_by_event(quantities).items()):
+        session.execute(
+            update(Event).where(Event.id == event_id).values(held=Event.held - n)
             .execution_options(synchronize_session=False)
         )
 

@@ -69,15 +69,14 @@ def _parse_add_form() -> dict[int, int]:
 
 
 def _add_failed(slug: str, error: StorefrontError):
-    now = utcnow()
-    cart_view = carts.view_cart(_cart_token(), now)
     if htmx.wants_fragment():
         return _cart_fragment(error=error, changed_event_slug=slug)
+    now = utcnow()
     event = catalog.published_event(slug)
     if event is None:
         abort(404)
     return render_template(
-        "shop/event.html", error=error.message(), **_event_context(event, cart_view, now)
+        "shop/event.html", error=error.message(), **_event_context(event, carts.view_cart(_cart_token(), now), now)
     ), error.status
 
 
@@ -144,8 +143,15 @@ def _cart_fragment(error: StorefrontError | None = None, changed_event_slug: str
     """The cart fragment, with out-of-band updates of the header count and of the
     availability of the event whose stock just changed."""
     now = utcnow()
-    event = catalog.published_event(changed_event_slug) if changed_event_slug else None
-    context = {"cart": carts.view_cart(_cart_token(), now), "now": now, "error": error.message() if error else None}
+    cart_view = carts.view_cart(_cart_token(), now, with_event_ticket_types=True)
+    event = None
+    if changed_event_slug:
+        # Usually the cart's own event, loaded with the cart; else one more query.
+        in_cart = cart_view.event
+        event = in_cart if in_cart is not None and in_cart.slug == changed_event_slug else (
+            catalog.published_event(changed_event_slug)
+        )
+    context = {"cart": cart_view, "now": now, "error": error.message() if error else None}
     if event is not None:
         context["event"] = event
         context["availability"] = catalog.availabilities(
