@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Exists, bindparam, exists, insert, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from . import catalog, inventory
@@ -229,9 +229,8 @@ def release_lapsed_holds(
         query = _LAPSED
     cart_ids = list(db.session.execute(query, params).scalars())
     if not cart_ids:
-        # Nothing lapsed, the usual answer to a buyer of a sold-out type: the read
-        # goes on, so the answer that follows reads on this connection and
-        # transaction instead of taking, pinging and beginning another.
+        # Nothing lapsed (or another sweep got there first): the read goes on, so the
+        # answer that follows reads on this connection and transaction.
         return 0
     db.session.rollback()
     released = 0
@@ -244,31 +243,70 @@ def release_lapsed_holds(
 # --- inside the transaction ------------------------------------------------------------
 
 
+class _WorthAnotherTry(Exception):
+    """A change ran short, but lapsed carts hold what it needs or more is left now."""
+
+    def __init__(self, short: SoldOut):
+        super().__init__(short)
+        self.short = short
+
+
 def _with_lazy_release(change: Callable[[], T]) -> T:
-    """Run ``change`` in a write transaction; on a shortage, release lapsed holds of
-    what ran short and try once more."""
+    """Run ``change`` in a write transaction; on a shortage that lapsed holds or another
+    buyer's release could make good, release the lapsed holds of what ran short and
+    try once more."""
     try:
         with write_transaction():
-            return change()
-    except SoldOut as short:
-        freed = release_lapsed_holds(
-            ticket_type_ids=[short.ticket_type_id] if short.ticket_type_id else None,
-            event_id=None if short.ticket_type_id else short.event_id,
+            try:
+                return change()
+            except SoldOut as short:
+                if _worth_another_try(short, utcnow()):
+                    raise _WorthAnotherTry(short) from short
+                raise
+    except _WorthAnotherTry as retry:
+        release_lapsed_holds(
+            ticket_type_ids=[retry.short.ticket_type_id] if retry.short.ticket_type_id else None,
+            event_id=None if retry.short.ticket_type_id else retry.short.event_id,
         )
-        if not freed and not _stock_came_back(short):
-            raise
     with write_transaction():
         return change()
 
 
-def _stock_came_back(short: SoldOut) -> bool:
-    """More is left now than when the hold failed. Another buyer released stock in
-    between, typically the same lapsed cart this buyer's sweep then found already
-    released: without this check, every buyer but the one whose sweep won would be
-    told "sold out" while the tickets were back on sale."""
+def _lapsed_holders(*where) -> Exists:
+    return exists().where(
+        CartItem.cart_id == Cart.id, Cart.status == CartStatus.ACTIVE.value, Cart.expires_at <= bindparam("now"), *where
+    )
+
+
+# Asked in the transaction that ran short (one query, so refusing a buyer stays cheap):
+# do lapsed carts hold this ticket type or event, and how many are left now?
+_SHORT_OF_TYPE = select(
+    _lapsed_holders(CartItem.ticket_type_id == bindparam("ticket_type_id")),
+    TicketType.capacity - TicketType.sold - TicketType.held,
+    Event.capacity - Event.sold - Event.held,
+).join(Event, Event.id == TicketType.event_id).where(TicketType.id == bindparam("ticket_type_id"))
+_SHORT_OF_EVENT = select(
+    _lapsed_holders(
+        CartItem.ticket_type_id.in_(select(TicketType.id).where(TicketType.event_id == bindparam("event_id")))
+    ),
+    Event.capacity - Event.sold - Event.held,
+).where(Event.id == bindparam("event_id"))
+
+
+def _worth_another_try(short: SoldOut, now: datetime) -> bool:
+    """Lapsed carts hold what ran short, or more is left than when the hold failed:
+    another buyer released stock in between, typically the very lapsed cart this
+    buyer would have found. Without the second test, every buyer but the one whose
+    sweep won would be told "sold out" while the tickets were back on sale."""
     if short.ticket_type_id is not None:
-        return inventory.ticket_type_left(short.ticket_type_id) > short.left
-    return short.event_id is not None and inventory.event_left(short.event_id) > short.left
+        lapsed, *lefts = db.session.execute(
+            _SHORT_OF_TYPE, {"ticket_type_id": short.ticket_type_id, "now": now}
+        ).one()
+    elif short.event_id is not None:
+        lapsed, *lefts = db.session.execute(_SHORT_OF_EVENT, {"event_id": short.event_id, "now": now}).one()
+    else:
+        return False
+    return bool(lapsed) or min(x for x in lefts if x is not None) > short.left
 
 
 def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: datetime) -> str:
