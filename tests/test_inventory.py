@@ -27,7 +27,7 @@ from storefront.errors import (
 from storefront.extensions import db
 from storefront.models import CartStatus, EventStatus, TicketType, utcnow
 
-from .factories import cart_by_token, held_in_live_carts, lapse, make_event, ticket_type
+from .factories import cart_by_token, held_in_live_carts, lapse, make_event, reload_event, ticket_type
 
 
 def test_hold_counts_held_stock(app):
@@ -71,6 +71,40 @@ def test_a_failed_line_holds_nothing_of_the_others(app):
         carts.add_tickets(None, event.slug, {a.id: 2, b.id: 2})
     assert ticket_type(a.id).held == 0
     assert ticket_type(b.id).held == 0
+
+
+def test_hold_refused_on_its_second_row_rolls_back_the_first(app):
+    """The conditional UPDATE itself, not the read-based refusal in front of it: the
+    rows one hold already took are given back with its transaction."""
+    event = make_event(capacity=3, ticket_types=[{"name": "A", "capacity": 10}, {"name": "B", "capacity": 10}])
+    a, b = event.ticket_types
+    with pytest.raises(SoldOut) as short:
+        with write_transaction():
+            inventory.hold({a: 2, b: 2})  # both types fit; the event's 3 does not
+    assert short.value.name == event.title and short.value.left == 3
+    assert (ticket_type(a.id).held, ticket_type(b.id).held) == (0, 0)
+    assert reload_event(event.id).held == 0
+
+
+def test_write_transaction_is_atomic(app):
+    event = make_event(ticket_types=[{"name": "A", "capacity": 10}])
+    tt = event.ticket_types[0]
+    with pytest.raises(RuntimeError):
+        with write_transaction():
+            inventory.hold({tt: 4})
+            raise RuntimeError("crash after the hold, before the commit")
+    assert ticket_type(tt.id).held == 0
+    with write_transaction():
+        inventory.hold({tt: 4})
+    assert ticket_type(tt.id).held == 4
+
+
+def test_a_refusal_decided_from_the_read_matches_the_holds(app):
+    event = make_event(capacity=5, ticket_types=[{"name": "A", "capacity": 3}, {"name": "B", "capacity": 5}])
+    a, b = event.ticket_types
+    assert inventory.shortage({a: 3, b: 2}) is None
+    assert inventory.shortage({a: 4}).left == 3
+    assert inventory.shortage({a: 3, b: 3}).name == event.title
 
 
 def test_event_wide_capacity_limits_all_types(app):
