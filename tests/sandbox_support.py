@@ -183,15 +183,15 @@ class Receiver:
     def __init__(self) -> None:
         receiver = self
         self.received: dict[str, list[dict]] = defaultdict(list)
-        self.scripts: dict[str, list[int]] = defaultdict(list)
+        self.scripts: dict[str, tuple[bytes, list[int]]] = {}
         self.lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.lock:
-                    script = receiver.scripts[self.path]
-                    status = script.pop(0) if script else 200
+                    match, script = receiver.scripts.get(self.path, (b"", []))
+                    status = script.pop(0) if script and match in body else 200
                     receiver.received[self.path].append({
                         "body": body, "signature": self.headers.get("Stripe-Signature"),
                         "status": status, "at": time.time(),
@@ -209,9 +209,10 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, name="webhook-receiver", daemon=True)
         self.thread.start()
 
-    def script(self, path: str, statuses: list[int]) -> None:
+    def script(self, path: str, statuses: list[int], match: bytes = b"") -> None:
+        """Answer the next deliveries to ``path`` whose body contains ``match`` with ``statuses``."""
         with self.lock:
-            self.scripts[path] = list(statuses)
+            self.scripts[path] = (match, list(statuses))
 
     def events(self, path: str, object_ids: set[str] | None = None, status: int | None = 200) -> list[dict]:
         """Parsed events that arrived at ``path`` (answered ``status``), about ``object_ids``."""

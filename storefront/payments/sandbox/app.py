@@ -382,10 +382,14 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
 
     @app.post("/_sandbox/checkout/sessions/<session_id>/lapse")
     def lapse(session_id):
+        """Treat the session as past its expires_at; sweep now unless ``{"sweep": false}``
+        (then the background loop finds it, as it finds any lapsed session)."""
         try:
             sandbox.lapse_session(session_id)
         except ApiError as error:
             return _json(error.status, error.body())
+        if control_json().get("sweep") is False:
+            return _json(200, {"expired": [], "settled": []})
         return _json(200, sandbox.sweep())
 
     @app.post("/_sandbox/checkout/sessions/<session_id>/pay")
