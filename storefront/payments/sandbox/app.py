@@ -286,8 +286,9 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
             return redirect(f"{request.script_root}/pay/{session_id}", 303)
         safe_form = {k: v for k, v in form.items() if k in ("email", "name", "method", "card_expiry", "iban")}
         if result.outcome == "declined":
-            return render_page(session_id, status=402, form=safe_form, decline=result.message, decline_code=result.decline_code)
-        return render_page(session_id, status=400, form=safe_form, errors=result.field_errors)
+            # 200, not 402: the page itself worked; it shows the decline, as Stripe's does.
+            return render_page(session_id, form=safe_form, decline=result.message, decline_code=result.decline_code)
+        return render_page(session_id, status=422, form=safe_form, errors=result.field_errors)
 
     @app.get("/pay/<session_id>/authenticate")
     def challenge_page(session_id):
@@ -310,7 +311,7 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         if result.outcome == "succeeded":
             return redirect(result.redirect, 303)
         if result.outcome == "declined":
-            return render_page(session_id, status=402, decline=result.message, decline_code=result.decline_code)
+            return render_page(session_id, decline=result.message, decline_code=result.decline_code)
         return redirect(f"{request.script_root}/pay/{session_id}", 303)
 
     # --- control API (tests and the demo; not part of Stripe) ----------------------------
