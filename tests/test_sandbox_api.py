@@ -277,6 +277,17 @@ def test_a_missing_key_is_401(sandbox):
     assert_stripe_shape(body, "error")
 
 
+def test_basic_auth_with_the_key_as_user_works_like_curl_u(sandbox):
+    import base64
+
+    token = base64.b64encode(f"{TEST_KEY}:".encode()).decode()
+    status, body, _ = raw_api(sandbox.base, "GET", "/v1/checkout/sessions?limit=1", key=None, headers={"Authorization": f"Basic {token}"})
+    assert (status, body["object"]) == (200, "list")
+    token = base64.b64encode(b"pk_test_nope:").decode()
+    status, _, _ = raw_api(sandbox.base, "GET", "/v1/checkout/sessions", key=None, headers={"Authorization": f"Basic {token}"})
+    assert status == 401
+
+
 def test_unknown_routes_are_404_invalid_request(sandbox):
     status, body, _ = raw_api(sandbox.base, "GET", "/v1/customers")
     assert status == 404 and body["error"]["type"] == "invalid_request_error"

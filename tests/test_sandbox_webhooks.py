@@ -162,7 +162,8 @@ def test_non_2xx_answers_are_retried_with_growing_waits(sandbox, client, receive
     assert len({r["body"] for r in arrivals}) == 1  # the same event, byte for byte
     first_wait = arrivals[1]["at"] - arrivals[0]["at"]
     second_wait = arrivals[2]["at"] - arrivals[1]["at"]
-    assert 0.25 <= first_wait and second_wait >= 0.55 and second_wait > first_wait, (first_wait, second_wait)
+    # Backoff 0.3 s, then 0.6 s (doubling): these are lower bounds, a busy machine only adds.
+    assert first_wait >= 0.28 and second_wait >= 0.58, (first_wait, second_wait)
     event_id = receiver.events(hook, {session.id})[0]["id"]
     [log] = [d for d in sandbox.deliveries(event_id) if d["endpoint_url"].endswith(hook)]
     assert log["state"] == "delivered"

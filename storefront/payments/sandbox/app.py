@@ -8,6 +8,7 @@ carries a ``Request-Id``. Errors are Stripe's error object with Stripe's status 
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import socket
@@ -466,6 +467,12 @@ def _authenticate(config: SandboxConfig) -> None:
         )
     scheme, _, key = header.partition(" ")
     key = key.strip()
+    if scheme.lower() == "basic":  # curl -u sk_test_…: works on Stripe too
+        try:
+            key = base64.b64decode(key).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            key = ""
+        scheme = "bearer"
     masked = (key[:8] + "*" * 8 + key[-4:]) if len(key) > 12 else key
     if scheme.lower() != "bearer" or not key:
         raise authentication("Invalid API Key provided: " + masked)

@@ -341,7 +341,7 @@ class Sandbox:
                 pi.update(status="canceled", canceled_at=now, cancellation_reason="expired", next_action=None)
                 save_object(tx, pi)
                 self._emit(tx, "payment_intent.canceled", pi, req=req)
-        self._emit(tx, "checkout.session.expired", session, {"status": "open", "url": "(hidden)"}, req=req)
+        self._emit(tx, "checkout.session.expired", session, {"status": "open"}, req=req)
         return session
 
     def lapse_session(self, session_id: str) -> None:
@@ -772,8 +772,6 @@ class Sandbox:
     def _emit(self, tx: Tx, type_: str, obj: dict, previous: dict | None = None, *, req: RequestInfo | None = None) -> dict:
         """Record an event about ``obj`` (as it is now) and schedule its deliveries."""
         endpoints = tx.execute("SELECT url, secret FROM endpoints ORDER BY id").fetchall()
-        if previous and previous.get("url") == "(hidden)":
-            previous = {k: v for k, v in previous.items() if k != "url"}
         ev = render.event(
             created=self.now(), type_=type_, obj=copy.deepcopy(obj), previous_attributes=previous,
             pending_webhooks=len(endpoints),
