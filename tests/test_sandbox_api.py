@@ -320,6 +320,22 @@ def test_same_key_with_other_params_is_an_idempotency_error(client):
     assert_stripe_shape(error.value.json_body, "error")
 
 
+def test_concurrent_requests_with_one_key_create_one_session(sandbox):
+    """Eight buyers' retries racing with the same key: one session; the rest wait (409,
+    which the library retries) or replay it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    params = session_params(client_reference_id="race")
+    clients = [sandbox.client(max_network_retries=5) for _ in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(
+            lambda c: c.v1.checkout.sessions.create(params=params, options={"idempotency_key": "idem-race"}).id, clients
+        ))
+    assert len(set(ids)) == 1
+    created = [s.id for s in clients[0].v1.checkout.sessions.list(params={"limit": 100}).auto_paging_iter() if s.client_reference_id == "race"]
+    assert created == ids[:1]
+
+
 def test_a_request_that_failed_validation_does_not_use_up_its_key(client):
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.checkout.sessions.create(params=_without("success_url"), options={"idempotency_key": "idem-invalid"})

@@ -222,6 +222,13 @@ def init_app(app: Flask) -> None:
     )
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+    # Say it loudly: without STRIPE_SECRET_KEY nobody pays real money, and anyone who can
+    # reach this app can "pay" with a test card.
+    if not app.testing:
+        app.logger.warning(
+            "No STRIPE_SECRET_KEY: payments go to the built-in Stripe sandbox at %s (test mode, no real money).",
+            SANDBOX_PREFIX,
+        )
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {SANDBOX_PREFIX: sandbox})
     app.extensions["stripe_sandbox"] = sandbox
     app.extensions["payments_gateway"] = Gateway(

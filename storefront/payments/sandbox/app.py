@@ -269,7 +269,9 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
 
     @app.get("/pay/<session_id>")
     def hosted_page(session_id):
-        if sandbox.pending_authentication(session_id) if _exists(sandbox, session_id) else False:
+        if not _exists(sandbox, session_id):
+            abort(404)
+        if sandbox.pending_authentication(session_id):  # a 3-D Secure step is waiting
             return redirect(f"{request.script_root}/pay/{session_id}/authenticate", 303)
         return render_page(session_id)
 

@@ -396,6 +396,9 @@ class Sandbox:
         ``card_number``, ``card_expiry`` (MM / YY), ``card_cvc`` or ``iban``.
         """
         email = (form.get("email") or "").strip()
+        fixed_email = self._customer_email(session_id)
+        if fixed_email:
+            email = fixed_email
         name = (form.get("name") or "").strip() or None
         method = form.get("method") or "card"
         errors: dict[str, str] = {}
@@ -444,6 +447,8 @@ class Sandbox:
             session, internal = found
             if session["status"] != "open" or self._is_past_expiry(session, internal):
                 return PaymentResult("not_open")
+            # As on Stripe, a customer_email given at creation is the email; the page shows it read-only.
+            email = session["customer_email"] or email
             pi = self._payment_intent_for(tx, session, internal, "card" if method == "card" else "sepa_debit", email)
             details = (
                 render.card_details(number, exp_month, exp_year, card["brand"])
@@ -469,6 +474,13 @@ class Sandbox:
                 self._succeed_card(tx, session, pi, pm_id, details, email, name)
                 return PaymentResult("succeeded", redirect=self.success_redirect(session))
             return self._decline(tx, session, pi, pm_id, details, email, name, card["code"], card["decline_code"])
+
+    def _customer_email(self, session_id: str) -> str | None:
+        with self.store.read() as conn:
+            session = load_data(conn, session_id, "checkout.session")
+        if session is None:
+            raise resource_missing("checkout.session", session_id)
+        return session["customer_email"]
 
     def authenticate(self, session_id: str, passed: bool) -> PaymentResult:
         """The buyer completes (or fails) the 3-D Secure step of a pending card payment."""

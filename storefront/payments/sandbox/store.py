@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS objects (
     internal TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS objects_kind_seq ON objects (kind, seq);
+-- The sweep looks for open sessions and processing payments on every tick.
+CREATE INDEX IF NOT EXISTS objects_kind_status ON objects (kind, json_extract(data, '$.status'));
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     method TEXT NOT NULL,

@@ -22,6 +22,8 @@ from .store import load_data
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 3600.0
+# Endpoints are reached directly, whatever *_proxy variables the environment carries.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
@@ -112,7 +114,7 @@ class Deliverer:
         status: int | None = None
         error: str | None = None
         try:
-            with urllib.request.urlopen(request, timeout=config.delivery_timeout_seconds) as response:
+            with _OPENER.open(request, timeout=config.delivery_timeout_seconds) as response:
                 status = response.status
                 response.read()
         except urllib.error.HTTPError as http_error:
