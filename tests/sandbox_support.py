@@ -128,6 +128,33 @@ class SandboxProcess:
         return self.control("GET", "/_sandbox/deliveries" + query)["deliveries"]
 
 
+_shared: dict[str, Any] = {"process": None, "users": 0}
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """One sandbox process for the whole test session, shared by every module that
+    imports this fixture (each import registers its own session-scoped copy; they all
+    hand out the same process, and the last one to finish stops it)."""
+    if _shared["process"] is None:
+        _shared["process"] = SandboxProcess(tmp_path_factory.mktemp("stripe-sandbox") / "sandbox.db").start()
+    _shared["users"] += 1
+    try:
+        yield _shared["process"]
+    finally:
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            _shared["process"].stop()
+            _shared["process"] = None
+
+
+@pytest.fixture
+def no_faults_left(sandbox):
+    """Whatever faults a test arms are cleared after it, even when it fails half-way."""
+    yield
+    sandbox.control("DELETE", "/_sandbox/faults")
+
+
 def raw_api(base: str, method: str, path: str, *, key: str | None = TEST_KEY, data: bytes | None = None,
             headers: dict | None = None) -> tuple[int, dict, dict]:
     """One API call without the stripe library: (status, JSON body, headers)."""

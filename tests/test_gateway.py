@@ -20,7 +20,9 @@ from storefront.payments import gateway as gw
 from storefront.payments.sandbox import LiveKeyError
 
 from .conftest import make_app
-from .sandbox_support import (
+from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
+    sandbox,
+    no_faults_left,
     ROOT,
     TEST_KEY,
     WEBHOOK_SECRET,
@@ -31,13 +33,6 @@ from .sandbox_support import (
     session_params,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    process = SandboxProcess(tmp_path_factory.mktemp("sandbox-gateway") / "sandbox.db").start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture
@@ -100,7 +95,7 @@ def test_gateway_round_trip_through_the_sandbox_process(remote_app, sandbox):
     assert gateway.expire_checkout_session(other.id).status == "expired"
 
 
-def test_gateway_retries_over_a_500_and_a_lost_answer(remote_app, sandbox):
+def test_gateway_retries_over_a_500_and_a_lost_answer(remote_app, sandbox, no_faults_left):
     """The gateway turns on the library's retries (StripeClient has none by default), and
     a retry reuses the idempotency key: no double session after a lost answer."""
     gateway = gw.get_gateway()

@@ -15,7 +15,9 @@ import time
 import pytest
 import stripe
 
-from .sandbox_support import (
+from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
+    sandbox,
+    no_faults_left,
     ROOT,
     TEST_KEY,
     SandboxProcess,
@@ -23,13 +25,6 @@ from .sandbox_support import (
     raw_api,
     session_params,
 )
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    process = SandboxProcess(tmp_path_factory.mktemp("sandbox-api") / "sandbox.db").start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

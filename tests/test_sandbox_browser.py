@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .sandbox_support import SandboxProcess, session_params
+from .sandbox_support import sandbox, session_params  # noqa: F401 (sandbox: a fixture)
 from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, EXPECT_TIMEOUT_MS, PageWatch, _unavailable
 
 pytestmark = pytest.mark.browser
@@ -40,13 +40,6 @@ def browser():
             yield browser
         finally:
             browser.close()
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    process = SandboxProcess(tmp_path_factory.mktemp("sandbox-browser") / "sandbox.db").start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ import time
 import pytest
 import stripe
 
-from .sandbox_support import (
+from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
+    sandbox,
+    no_faults_left,
     WEBHOOK_SECRET,
     Receiver,
     SandboxProcess,
@@ -22,13 +24,6 @@ from .sandbox_support import (
 )
 
 CARD_OK = "4242424242424242"
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    process = SandboxProcess(tmp_path_factory.mktemp("sandbox-hooks") / "sandbox.db").start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -173,7 +173,7 @@ class Sandbox:
         if mode is None:
             raise missing_param("mode")
         if mode not in ("payment", "setup", "subscription"):
-            raise invalid_request(f"Invalid mode: must be one of payment, setup, or subscription", param="mode")
+            raise invalid_request("Invalid mode: must be one of payment, setup, or subscription", param="mode")
         if mode != "payment":
             raise invalid_request("The Stripe sandbox supports only `mode=payment`.", param="mode")
         if params.get("ui_mode") not in (None, "hosted_page"):
@@ -304,7 +304,7 @@ class Sandbox:
         status = params.get("status")
         if status is not None:
             if status not in ("open", "complete", "expired"):
-                raise invalid_request(f"Invalid status: must be one of open, complete, or expired", param="status")
+                raise invalid_request("Invalid status: must be one of open, complete, or expired", param="status")
             where.append("json_extract(data, '$.status') = ?")
             args.append(status)
         if params.get("payment_intent") is not None:
