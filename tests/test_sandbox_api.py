@@ -483,6 +483,22 @@ def test_request_ids_come_back_on_objects(client):
     assert session.last_response.headers["Stripe-Version"] == "2026-10-28.endive"
 
 
+def test_reset_forgets_objects_but_keeps_endpoints(tmp_path):
+    process = SandboxProcess(tmp_path / "reset.db", "--webhook-url", "http://127.0.0.1:9/hook").start()
+    try:
+        client = process.client()
+        session = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "idem-reset"})
+        process.control("POST", "/_sandbox/reset")
+        with pytest.raises(stripe.InvalidRequestError):
+            client.v1.checkout.sessions.retrieve(session.id)
+        assert client.v1.events.list().data == []
+        fresh = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "idem-reset"})
+        assert fresh.id != session.id
+        assert [e["url"] for e in process.control("GET", "/_sandbox/endpoints")["endpoints"]] == ["http://127.0.0.1:9/hook"]
+    finally:
+        process.stop()
+
+
 def test_a_sandbox_with_a_fixed_key_accepts_only_that_key(tmp_path):
     process = SandboxProcess(tmp_path / "fixed.db", "--api-key", "sk_test_only_this").start()
     try:

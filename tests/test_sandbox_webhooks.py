@@ -128,6 +128,20 @@ def test_three_d_secure_pass_and_fail(sandbox, client, receiver, hook):
     assert client.v1.checkout.sessions.retrieve(passed.id).payment_status == "paid"
 
 
+def test_three_d_secure_waits_for_the_buyer(sandbox, client):
+    session = client.v1.checkout.sessions.create(params=session_params())
+    assert sandbox.pay(session.id, card="4000002760003184")["outcome"] == "requires_action"
+    waiting = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert (waiting.status, waiting.payment_intent.status) == ("open", "requires_action")
+    assert waiting.payment_intent.next_action.type == "use_stripe_sdk"
+    assert_stripe_shape(waiting, "checkout.session")
+    done = sandbox.control("POST", f"/_sandbox/checkout/sessions/{session.id}/authenticate", {"result": "complete"})
+    assert done["outcome"] == "succeeded"
+    assert done["redirect"].endswith(f"session_id={session.id}")
+    sandbox.control("POST", f"/_sandbox/checkout/sessions/{session.id}/authenticate", {"result": "complete"}, expect=409)
+    assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+
+
 def test_refunds_announce_refund_created_and_charge_refunded(sandbox, client, receiver, hook):
     _, _, pi_id = pay(sandbox, client)
     refund = client.v1.refunds.create(params={"payment_intent": pi_id, "amount": 1900})

@@ -22,7 +22,7 @@ from . import faults
 from .config import SandboxConfig, looks_live
 from .errors import ApiError, api_error, authentication
 from .formparse import parse_params
-from .ids import new_id, random_token
+from .ids import new_id
 from .money import format_amount
 from .service import CARDS, IBANS, RequestInfo, Sandbox, release_held
 from .webhooks import Deliverer, deliveries
@@ -425,6 +425,26 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
             "outcome": result.outcome, "message": result.message, "decline_code": result.decline_code,
             "field_errors": result.field_errors, "redirect": result.redirect,
         })
+
+    @app.post("/_sandbox/checkout/sessions/<session_id>/authenticate")
+    def authenticate(session_id):
+        """Finish a waiting 3-D Secure step: ``{"result": "complete" | "fail"}``."""
+        result_name = control_json().get("result")
+        if result_name not in ("complete", "fail"):
+            return control_error("result must be complete or fail")
+        try:
+            result = sandbox.authenticate(session_id, result_name == "complete")
+        except ApiError as error:
+            return _json(error.status, error.body())
+        if result.outcome == "not_open":
+            return control_error("No 3-D Secure step is waiting on this session.", 409)
+        return _json(200, {"outcome": result.outcome, "message": result.message, "redirect": result.redirect})
+
+    @app.post("/_sandbox/reset")
+    def reset():
+        """Forget every object, event, delivery, fault and idempotency key (endpoints stay)."""
+        sandbox.store.reset()
+        return _json(200, {"reset": True})
 
     @app.post("/_sandbox/payment_intents/<pi_id>/settle")
     def settle(pi_id):
