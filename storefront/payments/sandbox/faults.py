@@ -65,6 +65,15 @@ def take(tx: Tx, kinds: tuple[str, ...], *, event_type: str | None = None, metho
     return None
 
 
+def any_armed(store, kinds: tuple[str, ...]) -> bool:
+    """Whether a fault of ``kinds`` is waiting (cheap: the common answer is no)."""
+    with store.read() as conn:
+        row = conn.execute(
+            f"SELECT 1 FROM faults WHERE remaining > 0 AND kind IN ({','.join('?' * len(kinds))}) LIMIT 1", kinds
+        ).fetchone()
+    return row is not None
+
+
 def listing(tx_or_conn) -> list[dict[str, Any]]:
     rows = tx_or_conn.execute("SELECT id, kind, remaining, params FROM faults ORDER BY id").fetchall()
     return [{"id": r["id"], "kind": r["kind"], "remaining": r["remaining"], **json.loads(r["params"])} for r in rows]

@@ -47,11 +47,13 @@ class Deliverer:
             self._thread.start()
 
     def stop(self, timeout: float = 10) -> None:
+        """Stop the loop, then close the sandbox's database."""
         self._stop.set()
         self.sandbox.wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.sandbox.store.close()
 
     def _run(self) -> None:
         tick = self.sandbox.config.tick_seconds
