@@ -151,6 +151,8 @@ class Sandbox:
                 )
             # Deliveries a crash interrupted mid-send are sent again (at least once).
             tx.execute("UPDATE deliveries SET state = 'pending' WHERE state = 'sending'")
+            # A key whose request died with the process would answer 409 forever; free it.
+            tx.execute("DELETE FROM idempotency WHERE state = 'running'")
 
     # --- time -----------------------------------------------------------------------
 
