@@ -151,8 +151,9 @@ class Sandbox:
                 )
             # Deliveries a crash interrupted mid-send are sent again (at least once).
             tx.execute("UPDATE deliveries SET state = 'pending' WHERE state = 'sending'")
-            # A key whose request died with the process would answer 409 forever; free it.
-            tx.execute("DELETE FROM idempotency WHERE state = 'running'")
+            # A key whose request died with a process would answer 409 forever; free it. (Not
+            # the last minute's: another process on this file may still be running those.)
+            tx.execute("DELETE FROM idempotency WHERE state = 'running' AND created < ?", (time.time() - 60,))
 
     # --- time -----------------------------------------------------------------------
 
