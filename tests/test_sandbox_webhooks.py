@@ -103,7 +103,9 @@ def test_a_decline_emits_payment_failed_and_leaves_the_session_open(sandbox, cli
     assert types_of(events) == ["charge.failed", "payment_intent.payment_failed"]
     error = events[-1]["data"]["object"]["last_payment_error"]
     assert (error["type"], error["code"], error["decline_code"]) == ("card_error", "card_declined", "insufficient_funds")
-    assert_stripe_shape(events[-1], "event")
+    assert events[0]["data"]["object"]["failure_code"] == "card_declined"
+    for event in events:
+        assert_stripe_shape(event, "event")
     assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
 
     # The buyer tries again in the same session: same PaymentIntent, now paid.
