@@ -279,6 +279,14 @@ def test_an_expired_session_says_so(sandbox, shop, context):
     assert sandbox.client().v1.checkout.sessions.retrieve(lapsing.id).status == "expired"
 
 
+def test_submit_type_book_says_book(sandbox, shop, context):
+    from playwright.sync_api import expect
+
+    page = context.new_page()
+    page.goto(new_session(sandbox, shop, submit_type="book").url)
+    expect(page.locator("button[type=submit]")).to_have_text("Book €98.00")
+
+
 def test_amounts_follow_the_buyers_language(sandbox, shop, browser):
     from playwright.sync_api import expect
 
