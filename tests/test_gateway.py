@@ -136,6 +136,7 @@ def test_without_stripe_settings_the_mounted_sandbox_serves_api_and_page(local_a
     gateway = local_app.extensions["payments_gateway"]
     with local_app.test_request_context("/checkout", base_url="http://shop.example:8080"):
         session = gateway.create_checkout_session(session_params())
+    assert session.last_response.request_id.startswith("req_")
     # The hosted page is on the storefront's own origin, under the sandbox's prefix.
     assert session.url == f"http://shop.example:8080/_sandbox/stripe/pay/{session.id}"
     assert_stripe_shape(session, "checkout.session")

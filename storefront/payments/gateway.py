@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 import stripe
 from flask import Flask, current_app, has_request_context, request
+from requests.structures import CaseInsensitiveDict
 from werkzeug.test import Client
 
 from .sandbox.config import LiveKeyError, SandboxConfig, looks_live
@@ -188,7 +189,8 @@ class SandboxTransport(stripe.HTTPClient):
             data=post_data,
         )
         try:
-            return response.get_data(), response.status_code, dict(response.headers)
+            # stripe reads headers case-insensitively ("request-id"), as requests gives them.
+            return response.get_data(), response.status_code, CaseInsensitiveDict(response.headers.items())
         finally:
             response.close()
 
