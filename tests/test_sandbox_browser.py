@@ -1,5 +1,5 @@
 """The sandbox's hosted checkout page in Debian's Chromium: each test card, 3-D Secure,
-bank debit, the back link, an expired session.
+bank debit, the back link, an expired session; and the sandbox mounted in the storefront (the demo).
 
 The sandbox runs as its own process; a tiny "shop" HTTP server in the test stands at
 the success and cancel URLs, so the browser really lands there. Screenshots go to
@@ -297,3 +297,45 @@ def test_amounts_follow_the_buyers_language(sandbox, shop, browser):
         expect(page.locator("#total")).to_have_text("98,00\u00a0€")
     finally:
         context.close()
+
+
+def test_the_demo_pays_on_the_sandbox_mounted_in_the_storefront(database_urls, tmp_path, context):
+    """No Stripe settings: the storefront serves the hosted page itself, under
+    /_sandbox/stripe, on its own origin; the buyer pays and comes back to the shop."""
+    from playwright.sync_api import expect
+    from werkzeug.serving import make_server
+
+    from storefront.payments.gateway import get_gateway
+
+    from .conftest import make_app
+
+    app = make_app(
+        database_urls["sqlite"],
+        STRIPE_SECRET_KEY=None, STRIPE_API_BASE=None, STRIPE_WEBHOOK_SECRET="whsec_demo_test",
+        STRIPE_SANDBOX_KEY="sk_test_demo_generated", STRIPE_SANDBOX_DB=str(tmp_path / "mounted.db"),
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with app.test_request_context("/checkout", base_url=base):
+            session = get_gateway().create_checkout_session(session_params(
+                success_url=f"{base}/?paid={{CHECKOUT_SESSION_ID}}", cancel_url=f"{base}/",
+            ))
+        assert session.url == f"{base}/_sandbox/stripe/pay/{session.id}"
+        page = context.new_page()
+        watch = PageWatch(page)
+        page.goto(session.url)
+        expect(page.locator("#total")).to_have_text("€98.00")
+        fill_card(page, "4242 4242 4242 4242")
+        page.get_by_role("button", name="Pay €98.00").click()
+        page.wait_for_url(f"{base}/?paid={session.id}")
+        watch.assert_clean()
+        with app.app_context():
+            assert get_gateway().retrieve_checkout_session(session.id).payment_status == "paid"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        app.extensions["stripe_sandbox"].stop()
