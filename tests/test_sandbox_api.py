@@ -152,8 +152,12 @@ def test_list_filters_by_status_and_payment_intent(sandbox, client):
     paid = paid_session(sandbox, client)
     open_one = client.v1.checkout.sessions.create(params=session_params())
     expired = client.v1.checkout.sessions.expire(client.v1.checkout.sessions.create(params=session_params()).id)
-    by_pi = client.v1.checkout.sessions.list(params={"payment_intent": paid.payment_intent.id})
+    by_pi = client.v1.checkout.sessions.list(params={"payment_intent": paid.payment_intent.id, "expand": ["data.payment_intent"]})
     assert [s.id for s in by_pi.data] == [paid.id]
+    assert by_pi.data[0].payment_intent.object == "payment_intent"
+    assert_stripe_shape(by_pi, "list.checkout.session")
+    by_email = {s.id for s in client.v1.checkout.sessions.list(params={"customer_details": {"email": "ada@example.com"}, "limit": 100}).auto_paging_iter()}
+    assert paid.id in by_email and open_one.id not in by_email  # only a paying buyer has customer_details
     for status, member, others in [("open", open_one, (paid, expired)), ("complete", paid, (open_one, expired)), ("expired", expired, (paid, open_one))]:
         ids = {s.id for s in client.v1.checkout.sessions.list(params={"status": status, "limit": 100}).auto_paging_iter()}
         assert member.id in ids
