@@ -56,6 +56,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     formatting.init_app(app)
 
+    from .payments import gateway
+
+    gateway.init_app(app)
+
     from .shop import bp as shop_bp
 
     app.register_blueprint(shop_bp)

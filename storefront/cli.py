@@ -1,4 +1,4 @@
-"""Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds`."""
+"""Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | stripe-sandbox`."""
 from __future__ import annotations
 
 import click
@@ -24,6 +24,16 @@ def init_app(app: Flask) -> None:
         while released := release_lapsed_holds():
             total += released
         click.echo(f"Released {total} lapsed cart hold(s).")
+
+    @app.cli.command(
+        "stripe-sandbox", context_settings={"ignore_unknown_options": True, "help_option_names": []}
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def stripe_sandbox_command(args):
+        """Serve the Stripe sandbox as its own process (--port N; --help for all options)."""
+        from .payments.sandbox.serve import main
+
+        raise SystemExit(main(list(args)))
 
     @app.cli.command("demo")
     @click.option("--host", default="127.0.0.1", show_default=True)

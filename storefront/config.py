@@ -51,8 +51,38 @@ def secret_key(instance_path: str) -> str:
     return path.read_text().strip()
 
 
+def generated_once(instance_path: str, filename: str, prefix: str) -> str:
+    """``prefix`` + a random token, generated once into instance/``filename`` (same race rule as above)."""
+    path = Path(instance_path) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(prefix + secrets.token_hex(24))
+    return path.read_text().strip()
+
+
+def stripe_settings(instance_path: str) -> dict:
+    """Where payments go (see storefront/payments/gateway.py). Without STRIPE_SECRET_KEY
+    the built-in Stripe sandbox is used, with a test key and a webhook secret generated once."""
+    key = os.environ.get("STRIPE_SECRET_KEY", "").strip() or None
+    sandbox = key is None
+    return {
+        "STRIPE_SECRET_KEY": key,
+        "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or None,
+        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "").strip()
+        or (generated_once(instance_path, "stripe_sandbox_webhook_secret", "whsec_") if sandbox else None),
+        "STRIPE_SANDBOX_KEY": generated_once(instance_path, "stripe_sandbox_key", "sk_test_") if sandbox else None,
+        "STRIPE_SANDBOX_DB": os.environ.get("STRIPE_SANDBOX_DB", "").strip()
+        or str(Path(instance_path) / "stripe-sandbox.db"),
+    }
+
+
 def from_environment(instance_path: str) -> dict:
     return {
+        **stripe_settings(instance_path),
         "SECRET_KEY": secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": database_url(instance_path),
         # Minutes a cart holds its tickets after the last addition.

@@ -1,0 +1,1 @@
+"""Payments: the gateway over Stripe (``gateway``) and the Stripe sandbox (``sandbox``)."""

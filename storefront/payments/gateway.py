@@ -1,0 +1,247 @@
+"""The one module that imports ``stripe``: a thin gateway over Stripe's API.
+
+Three ways to reach "Stripe", chosen by configuration (``storefront/config.py``):
+
+* ``STRIPE_SECRET_KEY`` set, ``STRIPE_API_BASE`` unset: the real Stripe.
+* ``STRIPE_SECRET_KEY`` and ``STRIPE_API_BASE`` set: whatever serves that address,
+  usually the Stripe sandbox run as its own process (tests, benchmarks).
+* neither set: the built-in sandbox, mounted in this app under ``/_sandbox/stripe``
+  with a generated ``sk_test_`` key and ``whsec_`` secret. API calls then go straight
+  to the sandbox's WSGI app (``SandboxTransport``), so the storefront needs no port of
+  its own to talk to it, and the hosted page is served from the storefront's origin.
+
+A live key (``sk_live_``/``rk_live_``) is refused anywhere but the real Stripe.
+Callers catch the exceptions re-exported here and never import ``stripe`` themselves.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable, Mapping
+
+import stripe
+from flask import Flask, current_app, has_request_context, request
+from requests.structures import CaseInsensitiveDict
+from werkzeug.test import Client
+
+from .sandbox.config import LiveKeyError, SandboxConfig, looks_live
+
+# What callers catch (so that only this module imports stripe).
+StripeError = stripe.StripeError
+CardError = stripe.CardError
+InvalidRequestError = stripe.InvalidRequestError
+IdempotencyError = stripe.IdempotencyError
+AuthenticationError = stripe.AuthenticationError
+APIError = stripe.APIError
+APIConnectionError = stripe.APIConnectionError
+SignatureVerificationError = stripe.SignatureVerificationError
+
+SANDBOX_PREFIX = "/_sandbox/stripe"
+# The base URL the library is given for the in-process sandbox; SandboxTransport
+# replaces the origin with the storefront's own (the browser's) when it can.
+IN_PROCESS_BASE = "http://127.0.0.1" + SANDBOX_PREFIX
+NETWORK_RETRIES = 2  # StripeClient retries nothing unless told (FACTS.md §0.7)
+
+
+class Gateway:
+    """Stripe calls the storefront makes; each returns the library's objects."""
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        webhook_secret: str | None,
+        api_base: str | None = None,
+        http_client: stripe.HTTPClient | None = None,
+        max_network_retries: int = NETWORK_RETRIES,
+    ) -> None:
+        if looks_live(secret_key) and api_base not in (None, stripe.DEFAULT_API_BASE):
+            raise LiveKeyError(
+                f"STRIPE_API_BASE is {api_base!r} but STRIPE_SECRET_KEY is a live key: a live key only ever goes to Stripe."
+            )
+        self.webhook_secret = webhook_secret
+        options: dict[str, Any] = {"max_network_retries": max_network_retries}
+        if api_base:
+            options["base_addresses"] = {"api": api_base}
+        if http_client is not None:
+            options["http_client"] = http_client
+        self.client = stripe.StripeClient(secret_key, **options)
+
+    # --- Checkout Sessions ----------------------------------------------------------
+
+    def create_checkout_session(self, params: Mapping[str, Any], *, idempotency_key: str | None = None):
+        return self.client.v1.checkout.sessions.create(params=dict(params), options=_options(idempotency_key))
+
+    def retrieve_checkout_session(self, session_id: str, *, expand: Iterable[str] = ()):
+        return self.client.v1.checkout.sessions.retrieve(session_id, params=_expand(expand))
+
+    def list_checkout_sessions(self, **params: Any):
+        return self.client.v1.checkout.sessions.list(params=params)
+
+    def expire_checkout_session(self, session_id: str, *, idempotency_key: str | None = None):
+        return self.client.v1.checkout.sessions.expire(session_id, options=_options(idempotency_key))
+
+    # --- PaymentIntents and refunds --------------------------------------------------
+
+    def retrieve_payment_intent(self, payment_intent_id: str, *, expand: Iterable[str] = ()):
+        return self.client.v1.payment_intents.retrieve(payment_intent_id, params=_expand(expand))
+
+    def create_refund(
+        self,
+        payment_intent_id: str,
+        *,
+        amount: int | None = None,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ):
+        """Refund ``amount`` cents (all that remains when None) of a PaymentIntent."""
+        params: dict[str, Any] = {"payment_intent": payment_intent_id}
+        if amount is not None:
+            params["amount"] = amount
+        if reason is not None:
+            params["reason"] = reason
+        if metadata:
+            params["metadata"] = dict(metadata)
+        return self.client.v1.refunds.create(params=params, options=_options(idempotency_key))
+
+    def list_refunds(self, **params: Any):
+        return self.client.v1.refunds.list(params=params)
+
+    def list_events(self, **params: Any):
+        return self.client.v1.events.list(params=params)
+
+    # --- webhooks ---------------------------------------------------------------------
+
+    def construct_event(self, payload: bytes | str, sig_header: str | None):
+        """The verified event; raises ``SignatureVerificationError`` (or ``ValueError`` for bad JSON)."""
+        if not self.webhook_secret:
+            raise SignatureVerificationError("No STRIPE_WEBHOOK_SECRET configured", sig_header)
+        return stripe.Webhook.construct_event(payload, sig_header or "", self.webhook_secret)
+
+
+def _options(idempotency_key: str | None) -> dict[str, Any]:
+    return {"idempotency_key": idempotency_key} if idempotency_key else {}
+
+
+def _expand(expand: Iterable[str]) -> dict[str, Any]:
+    expand = list(expand)
+    return {"expand": expand} if expand else {}
+
+
+# --- the in-process sandbox ---------------------------------------------------------------
+
+
+class LazySandbox:
+    """The mounted sandbox app, built on first use (most requests never touch it)."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self._app = None
+        self._lock = threading.Lock()
+
+    @property
+    def app(self):
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    from .sandbox import create_sandbox_app
+
+                    self._app = create_sandbox_app(self.config)
+        return self._app
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+    def stop(self) -> None:
+        if self._app is not None:
+            self._app.extensions["stripe_sandbox_deliverer"].stop()
+
+
+class SandboxTransport(stripe.HTTPClient):
+    """stripe's HTTP client interface, answered by the in-process sandbox's WSGI app.
+
+    During a storefront request the sandbox sees the storefront's own origin, so the
+    Checkout Session's ``url`` points the buyer's browser at the mounted hosted page.
+    """
+
+    name = "storefront-sandbox"
+
+    def __init__(self, sandbox: LazySandbox, fallback_origin: str) -> None:
+        super().__init__()
+        self.sandbox = sandbox
+        self.fallback_origin = fallback_origin.rstrip("/")
+
+    def request(self, method, url, headers, post_data=None, *, _usage=None):
+        return self._request(method, url, headers, post_data)
+
+    def request_stream(self, method, url, headers, post_data=None, *, _usage=None):  # pragma: no cover - unused
+        raise NotImplementedError("the sandbox serves no streaming endpoints")
+
+    def _request(self, method, url, headers, post_data):
+        path = url.split(SANDBOX_PREFIX, 1)[1] if SANDBOX_PREFIX in url else url
+        origin = request.host_url.rstrip("/") if has_request_context() else self.fallback_origin
+        client = Client(self.sandbox)
+        response = client.open(
+            path,
+            base_url=origin + SANDBOX_PREFIX,
+            method=method.upper(),
+            headers=dict(headers or {}),
+            data=post_data,
+        )
+        try:
+            # stripe reads headers case-insensitively ("request-id"), as requests gives them.
+            return response.get_data(), response.status_code, CaseInsensitiveDict(response.headers.items())
+        finally:
+            response.close()
+
+    def close(self):
+        pass
+
+
+# --- wiring -------------------------------------------------------------------------------
+
+
+def init_app(app: Flask) -> None:
+    """Choose where Stripe calls go (see the module docstring); mount the sandbox if it is ours."""
+    key = app.config.get("STRIPE_SECRET_KEY")
+    api_base = app.config.get("STRIPE_API_BASE")
+    if key or api_base:
+        # Real Stripe, or a sandbox running as its own process at STRIPE_API_BASE.
+        app.extensions["payments_gateway"] = Gateway(
+            key or app.config["STRIPE_SANDBOX_KEY"], webhook_secret=app.config.get("STRIPE_WEBHOOK_SECRET"), api_base=api_base
+        )
+        return
+    sandbox = LazySandbox(
+        SandboxConfig(
+            db_path=app.config["STRIPE_SANDBOX_DB"],
+            api_key=app.config["STRIPE_SANDBOX_KEY"],
+            webhook_urls=list(app.config.get("STRIPE_SANDBOX_WEBHOOK_URLS") or []),
+            webhook_secret=app.config["STRIPE_WEBHOOK_SECRET"],
+            # Deliveries and expiry sweeps run in a thread of their own, except under test
+            # apps (tests of the sandbox run it as its own process).
+            start_background=app.config.get("STRIPE_SANDBOX_BACKGROUND", not app.testing),
+        )
+    )
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    # Say it loudly: without STRIPE_SECRET_KEY nobody pays real money, and anyone who can
+    # reach this app can "pay" with a test card.
+    if not app.testing:
+        app.logger.warning(
+            "No STRIPE_SECRET_KEY: payments go to the built-in Stripe sandbox at %s (test mode, no real money).",
+            SANDBOX_PREFIX,
+        )
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {SANDBOX_PREFIX: sandbox})
+    app.extensions["stripe_sandbox"] = sandbox
+    app.extensions["payments_gateway"] = Gateway(
+        app.config["STRIPE_SANDBOX_KEY"],
+        webhook_secret=app.config["STRIPE_WEBHOOK_SECRET"],
+        api_base=IN_PROCESS_BASE,
+        http_client=SandboxTransport(sandbox, app.config.get("STRIPE_SANDBOX_ORIGIN") or "http://127.0.0.1:5000"),
+        # In process there is no network to retry over.
+        max_network_retries=0,
+    )
+
+
+def get_gateway() -> Gateway:
+    return current_app.extensions["payments_gateway"]

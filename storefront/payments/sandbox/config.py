@@ -1,0 +1,54 @@
+"""How one sandbox instance is set up."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+class LiveKeyError(RuntimeError):
+    """A live Stripe key was offered to a test-only tool."""
+
+
+def looks_live(key: str | None) -> bool:
+    """True for keys that would move real money (``sk_live_…``, ``rk_live_…``)."""
+    return bool(key) and key.startswith(("sk_live_", "rk_live_"))
+
+
+def refuse_live_key(key: str | None, where: str) -> None:
+    if looks_live(key):
+        raise LiveKeyError(
+            f"{where} looks like a live Stripe key ({key[:8]}…). The Stripe sandbox is a test "
+            "tool and never runs with live keys: use an sk_test_ key, or unset it to use the sandbox."
+        )
+
+
+@dataclass
+class SandboxConfig:
+    """Settings of one sandbox; the defaults suit the in-process demo.
+
+    ``api_key``: the only key accepted (``None``: any ``sk_test_``/``rk_test_`` key).
+    ``webhook_urls``: where events are delivered, each signed with ``webhook_secret``.
+    ``retry_base_seconds`` × 2ⁿ is the wait before retry n+1, up to ``max_attempts`` tries.
+    ``public_url``: the sandbox's address as browsers see it (the hosted page's ``url``);
+    ``None`` takes it from each API request.
+    ``bank_debit_settle_seconds``: a bank debit settles by itself after this long
+    (``None``: only when told through the control API).
+    """
+
+    db_path: str
+    api_key: str | None = None
+    webhook_urls: list[str] = field(default_factory=list)
+    webhook_secret: str = "whsec_sandbox"
+    retry_base_seconds: float = 5.0
+    max_attempts: int = 6
+    delivery_timeout_seconds: float = 10.0
+    tick_seconds: float = 1.0
+    bank_debit_settle_seconds: float | None = 10.0
+    public_url: str | None = None
+    start_background: bool = True
+
+    def __post_init__(self) -> None:
+        refuse_live_key(self.api_key, "The sandbox's API key")
+        refuse_live_key(os.environ.get("STRIPE_SECRET_KEY"), "STRIPE_SECRET_KEY")
+        if not self.webhook_secret.startswith("whsec_"):
+            raise ValueError("webhook_secret must start with whsec_")
