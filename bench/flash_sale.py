@@ -44,7 +44,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
+
+from lean_http import Connection, HTTPError, Response
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -391,8 +393,8 @@ class Jar:
     def __init__(self):
         self.cookies: dict[str, str] = {}
 
-    def update(self, response) -> None:
-        for header in response.headers.getall("Set-Cookie", ()):
+    def update(self, response: Response) -> None:
+        for header in response.getall("Set-Cookie"):
             pair = header.split(";", 1)[0]
             name, _, value = pair.partition("=")
             if "max-age=0" in header.lower() or "expires=thu, 01 jan 1970" in header.lower():
@@ -404,62 +406,55 @@ class Jar:
         return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
 
 
-async def one_buyer(http, base: str, tt_id: int, quantity: int, result: LoadResult) -> None:
+async def one_buyer(conn: Connection, base: str, tt_id: int, quantity: int, result: LoadResult) -> None:
     jar = Jar()
     t0 = time.perf_counter()
-    async with http.get(f"{base}/events/{SLUG}", headers=jar.header()) as r:
-        body = await r.read()
-        jar.update(r)
-        status = r.status
-    result.samples.append(Sample("page", status, (time.perf_counter() - t0) * 1000))
-    if status != 200:
-        result.errors.append(f"event page answered {status}")
+    r = await conn.request("GET", f"/events/{SLUG}", jar.header())
+    result.samples.append(Sample("page", r.status, (time.perf_counter() - t0) * 1000))
+    jar.update(r)
+    if r.status != 200:
+        result.errors.append(f"event page answered {r.status}")
         return
-    token = CSRF_RE.search(body)
+    token = CSRF_RE.search(r.body)
     if not token:
         result.errors.append("event page without a CSRF token")
         return
-    if not QTY_RE.search(body):
+    if not QTY_RE.search(r.body):
         # Sold out on the page already; the buyer tries anyway (a page loaded a
         # moment earlier, a second tab, a script): the server must say no.
         result.page_sold_out += 1
     csrf = token.group(1).decode()
-    form = {"csrf_token": csrf, f"quantity-{tt_id}": str(quantity)}
-    headers = {"HX-Request": "true", "HX-Current-URL": f"{base}/events/{SLUG}", "X-CSRFToken": csrf, **jar.header()}
+    form = urlencode({"csrf_token": csrf, f"quantity-{tt_id}": str(quantity)}).encode()
+    headers = {"HX-Request": "true", "HX-Current-URL": f"{base}/events/{SLUG}", "X-CSRFToken": csrf,
+               "Content-Type": "application/x-www-form-urlencoded", **jar.header()}
     t0 = time.perf_counter()
-    async with http.post(f"{base}/events/{SLUG}/cart", data=form, headers=headers) as r:
-        body = await r.read()
-        jar.update(r)
-        status = r.status
-    result.samples.append(Sample("add", status, (time.perf_counter() - t0) * 1000))
-    if status == 200:
-        if b'id="cart"' not in body or b"cart-line" not in body:
+    r = await conn.request("POST", f"/events/{SLUG}/cart", headers, form)
+    result.samples.append(Sample("add", r.status, (time.perf_counter() - t0) * 1000))
+    jar.update(r)
+    if r.status == 200:
+        if b'id="cart"' not in r.body or b"cart-line" not in r.body:
             result.errors.append("200 without the cart fragment holding a line")
         result.held += 1
-    elif status == 409:
-        if b"notice-error" not in body:
+    elif r.status == 409:
+        if b"notice-error" not in r.body:
             result.errors.append("409 without an error message in the fragment")
         result.sold_out += 1
     else:
-        result.errors.append(f"add to cart answered {status}: {body[:200]!r}")
+        result.errors.append(f"add to cart answered {r.status}: {r.body[:200]!r}")
     result.buyers_done += 1
 
 
 async def flash_sale(base: str, tt_id: int, buyers: int, connections: int, quantity: int, limit_s: float, rate: float | None) -> LoadResult:
-    import aiohttp
-
     result = LoadResult()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(buyers):
         queue.put_nowait(i)
-    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=None)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
-    ) as http:
-        start = time.perf_counter()
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    start = time.perf_counter()
 
-        async def runner():
+    async def runner():
+        conn = Connection(host, port)
+        try:
             while True:
                 try:
                     i = queue.get_nowait()
@@ -470,46 +465,49 @@ async def flash_sale(base: str, tt_id: int, buyers: int, connections: int, quant
                     if delay > 0:
                         await asyncio.sleep(delay)
                 try:
-                    await one_buyer(http, base, tt_id, quantity, result)
-                except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                    await one_buyer(conn, base, tt_id, quantity, result)
+                except (HTTPError, OSError, asyncio.TimeoutError) as error:
                     result.errors.append(f"{type(error).__name__}: {error}")
+                    await conn.close()
+        finally:
+            await conn.close()
 
-        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        tasks = [asyncio.create_task(runner()) for _ in range(connections)]
-        try:
-            await asyncio.wait_for(asyncio.gather(*tasks), timeout=limit_s)
-        except asyncio.TimeoutError:
-            result.errors.append(f"flash sale did not finish within {limit_s:.0f} s")
-            for t in tasks:
-                t.cancel()
-        result.wall_s = time.perf_counter() - start
-        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-        result.client_cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    tasks = [asyncio.create_task(runner()) for _ in range(connections)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=limit_s)
+    except asyncio.TimeoutError:
+        result.errors.append(f"flash sale did not finish within {limit_s:.0f} s")
+        for t in tasks:
+            t.cancel()
+    result.wall_s = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    result.client_cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return result
 
 
 async def page_only_async(base: str, connections: int, seconds: float) -> dict:
-    """The event page alone with the async client (when wrk is not installed)."""
-    import aiohttp
-
+    """The event page alone with the lean client (when wrk is not installed)."""
     lat: list[float] = []
     statuses: dict[int, int] = {}
     stop_at = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                     timeout=aiohttp.ClientTimeout(total=30)) as http:
-        async def loop():
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+
+    async def loop():
+        conn = Connection(host, port)
+        try:
             while time.perf_counter() < stop_at:
                 t0 = time.perf_counter()
-                async with http.get(f"{base}/events/{SLUG}") as r:
-                    await r.read()
-                    statuses[r.status] = statuses.get(r.status, 0) + 1
+                r = await conn.request("GET", f"/events/{SLUG}")
+                statuses[r.status] = statuses.get(r.status, 0) + 1
                 lat.append((time.perf_counter() - t0) * 1000)
+        finally:
+            await conn.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(connections)))
-        wall = time.perf_counter() - start
-    return {"tool": "aiohttp", "rps": len(lat) / wall, "p50": pct(lat, 50), "p99": pct(lat, 99),
+    start = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(connections)))
+    wall = time.perf_counter() - start
+    return {"tool": "asyncio client", "rps": len(lat) / wall, "p50": pct(lat, 50), "p99": pct(lat, 99),
             "requests": len(lat), "non_2xx": sum(n for s, n in statuses.items() if s != 200)}
 
 
@@ -536,15 +534,17 @@ def page_only_wrk(base: str, connections: int, seconds: float, threads: int) -> 
 
 
 async def warm_up(base: str, requests: int) -> None:
-    import aiohttp
+    host, port = urlsplit(base).hostname, urlsplit(base).port
 
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=30)) as http:
-        async def get():
-            async with http.get(f"{base}/events/{SLUG}") as r:
-                await r.read()
+    async def get(n: int):
+        conn = Connection(host, port)
+        try:
+            for _ in range(n):
+                await conn.request("GET", f"/events/{SLUG}")
+        finally:
+            await conn.close()
 
-        for _ in range(max(1, requests // 8)):
-            await asyncio.gather(*(get() for _ in range(8)))
+    await asyncio.gather(*(get(max(1, requests // 8)) for _ in range(8)))
 
 
 # --- one run -----------------------------------------------------------------------------
@@ -637,9 +637,9 @@ def render_report(args, facts: dict, runs: list[dict]) -> tuple[str, bool, bool]
         f"- gunicorn `{args.gunicorn_conf.relative_to(ROOT)}`: {args.workers} workers, `{args.worker_class}`"
         + (f" × {args.threads} threads" if args.worker_class == "gthread" else "")
         + f", DB pool {args.pool_size} (+{args.pool_size} overflow) per worker, PostgreSQL on the same machine.",
-        "- load generator: asyncio + aiohttp on the same machine, closed loop: each connection starts the next "
+        "- load generator: asyncio streams (bench/lean_http.py) on the same machine, one connection each, closed loop: each connection starts the next "
         "buyer as soon as its last one is done" + (f", paced at {args.rate:g} buyers/s" if args.rate else "")
-        + "; event page alone: " + ("wrk" if shutil.which("wrk") and not args.no_wrk else "aiohttp")
+        + "; event page alone: " + ("wrk" if shutil.which("wrk") and not args.no_wrk else "the asyncio client")
         + f" for {args.page_seconds:g} s without cookies (first visit: new session + CSRF token each time).",
         "- every run starts from a fresh database and a fresh gunicorn, warmed with "
         "40 event-page requests per worker.",
