@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from flask import current_app
-from sqlalchemy import Exists, bindparam, exists, insert, select, update
+from sqlalchemy import Exists, Integer, bindparam, exists, insert, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from . import catalog, inventory
@@ -183,7 +183,7 @@ def release_if_lapsed(token: str | None, now: datetime | None = None) -> bool:
     cart_id = db.session.execute(select(Cart.id).where(Cart.token == token)).scalar_one_or_none()
     if cart_id is None:
         return False
-    with write_transaction():
+    with write_transaction(durable=False):
         return _expire(cart_id, now or utcnow())
 
 
@@ -235,7 +235,7 @@ def release_lapsed_holds(
     db.session.rollback()
     released = 0
     for cart_id in cart_ids:
-        with write_transaction():
+        with write_transaction(durable=False):
             released += _expire(cart_id, now)
     return released
 
@@ -256,7 +256,7 @@ def _with_lazy_release(change: Callable[[], T]) -> T:
     buyer's release could make good, release the lapsed holds of what ran short and
     try once more."""
     try:
-        with write_transaction():
+        with write_transaction(durable=False):
             try:
                 return change()
             except SoldOut as short:
@@ -268,7 +268,7 @@ def _with_lazy_release(change: Callable[[], T]) -> T:
             ticket_type_ids=[retry.short.ticket_type_id] if retry.short.ticket_type_id else None,
             event_id=None if retry.short.ticket_type_id else retry.short.event_id,
         )
-    with write_transaction():
+    with write_transaction(durable=False):
         return change()
 
 
@@ -343,31 +343,41 @@ def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: dateti
     if sum(item.quantity for item in items.values()) + sum(wanted.values()) > limit:
         raise OverCartLimit(limit)
 
-    inventory.hold({types[tt_id]: n for tt_id, n in wanted.items()})
+    # The cart's own rows first, the stock rows last: a ticket type's row stays locked
+    # from its UPDATE to the COMMIT, and every other buyer of that type waits for
+    # whatever runs in between.
     if cart is None:
-        # A new cart is written only now that its stock is held: in a flash sale most
-        # buyers find none, and nobody else can see the cart before it is committed.
+        # Nobody else can see a new cart before it is committed, and it is rolled back
+        # with the rest if the stock is gone.
         token = new_token()
         cart_id = db.session.execute(
             insert(Cart.__table__).values(token=token, status=CartStatus.ACTIVE.value, expires_at=now + hold_duration(),
-                                created_at=now, updated_at=now).returning(Cart.__table__.c.id)
+                                          created_at=now, updated_at=now).returning(Cart.__table__.c.id)
         ).scalar_one()
     else:
         token, cart_id = cart.token, cart.id
     new_lines = []
     for tt_id, n in wanted.items():
         if tt_id in items:
-            items[tt_id].quantity += n
+            db.session.execute(_GROW_LINE, {"line_id": items[tt_id].id, "n": n})
         else:
             new_lines.append({"cart_id": cart_id, "ticket_type_id": tt_id, "quantity": n})
     if new_lines:
         # Core inserts: the ORM's unit of work cost more than the rest of the hold.
         db.session.execute(insert(CartItem.__table__), new_lines)
+    inventory.hold({types[tt_id]: n for tt_id, n in wanted.items()})
     return token
 
 
+_GROW_LINE = (
+    update(CartItem.__table__)
+    .where(CartItem.__table__.c.id == bindparam("line_id"))
+    .values(quantity=CartItem.__table__.c.quantity + bindparam("n", type_=Integer))
+)
+
+
 def _in_transaction(change: Callable[..., T], *args) -> T:
-    with write_transaction():
+    with write_transaction(durable=False):
         return change(*args)
 
 

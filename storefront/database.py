@@ -65,21 +65,30 @@ def configure_engine(engine: Engine) -> None:
 
 
 @contextmanager
-def write_transaction() -> Iterator[None]:
+def write_transaction(*, durable: bool = True) -> Iterator[None]:
     """Run the block in its own transaction: commit at the end, roll back on error.
 
     Whatever read transaction the request had open is ended first, so the block
     starts from fresh data and (on SQLite) holds the write lock from its first
     statement.
+
+    ``durable=False`` (PostgreSQL) commits without waiting for the WAL to reach the
+    disk. For cart holds only: a crash may lose the last fraction of a second of
+    them, whole transactions at a time (counters and carts together), and the buyer
+    adds again; while the commit no longer waits on the disk, neither does every
+    other buyer queued on the same ticket type's row lock. Orders and payments are
+    always durable.
     """
     session = db.session
     session.rollback()
     token = _immediate.set(True)
     try:
         # BEGIN (IMMEDIATE on SQLite) now, while the flag is set
-        session.connection(execution_options=_WRITE_OPTIONS.get(db.engine.dialect.name))
+        connection = session.connection(execution_options=_WRITE_OPTIONS.get(db.engine.dialect.name))
     finally:
         _immediate.reset(token)
+    if not durable and connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
     try:
         yield
         session.commit()
