@@ -737,9 +737,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", default="64,32", help="comma-separated connection counts (default 64,32)")
     ap.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     ap.add_argument("--port", type=int, default=8765)
-    ap.add_argument("--workers", type=int, default=2 * cores + 1)
-    ap.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2 * cores)
+    ap.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pool-size", type=int, default=None,
                     help="DB_POOL_SIZE per worker (default: one connection per thread, at least 2)")
     ap.add_argument("--gunicorn-conf", type=Path, default=BENCH / "gunicorn.conf.py")

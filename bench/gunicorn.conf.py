@@ -9,12 +9,13 @@ variables that gunicorn itself reads (GUNICORN_CMD_ARGS).
 import multiprocessing
 
 bind = "127.0.0.1:8000"
-# Sync workers: one request at a time per process, no GIL contention between
-# requests; on 2 cores 2*cores+1 = 5 keeps the CPUs busy while some workers wait
-# on PostgreSQL. (bench/README.md has the sync vs gthread measurements.)
-workers = multiprocessing.cpu_count() * 2 + 1
-worker_class = "sync"
-threads = 1
+# Threaded workers, two processes per core with two threads each: measured best of
+# the shapes tried on 2 cores (bench/REPORT.md). Threads keep browsers' connections
+# alive; a sync worker closes every connection and, since gunicorn 27, lingers on each
+# close until the client has read the answer, so it spends its time waiting.
+workers = multiprocessing.cpu_count() * 2
+worker_class = "gthread"
+threads = 2
 # Accept-queue depth: a flash sale opens with far more connections than workers.
 backlog = 2048
 timeout = 30

@@ -87,10 +87,11 @@ def write_transaction(*, durable: bool = True) -> Iterator[None]:
         connection = session.connection(execution_options=_WRITE_OPTIONS.get(db.engine.dialect.name))
     finally:
         _immediate.reset(token)
-    if not durable and connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
     try:
         yield
+        if not durable and connection.dialect.name == "postgresql":
+            # Read at COMMIT, so set just before it: a block that fails never pays for it.
+            connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         session.commit()
     except BaseException:
         session.rollback()
