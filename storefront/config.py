@@ -32,27 +32,16 @@ def database_url(instance_path: str) -> str:
 
 
 def secret_key(instance_path: str) -> str:
-    """SECRET_KEY from the environment, else one generated once under instance/.
+    """SECRET_KEY from the environment, else one generated once under instance/."""
+    return os.environ.get("SECRET_KEY") or generated_once(instance_path, "secret_key", "", nbytes=32)
+
+
+def generated_once(instance_path: str, filename: str, prefix: str, nbytes: int = 24) -> str:
+    """``prefix`` + a random token, generated once into instance/``filename``.
 
     Several worker processes may start at once: the file is created exclusively and
-    whoever loses the race reads the winner's key, so all workers sign alike.
+    whoever loses the race reads the winner's value, so all workers agree.
     """
-    key = os.environ.get("SECRET_KEY")
-    if key:
-        return key
-    path = Path(instance_path) / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    return path.read_text().strip()
-
-
-def generated_once(instance_path: str, filename: str, prefix: str) -> str:
-    """``prefix`` + a random token, generated once into instance/``filename`` (same race rule as above)."""
     path = Path(instance_path) / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -60,7 +49,7 @@ def generated_once(instance_path: str, filename: str, prefix: str) -> str:
     except FileExistsError:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as f:
-        f.write(prefix + secrets.token_hex(24))
+        f.write(prefix + secrets.token_hex(nbytes))
     return path.read_text().strip()
 
 

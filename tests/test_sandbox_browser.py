@@ -17,29 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from .sandbox_support import sandbox, session_params  # noqa: F401 (sandbox: a fixture)
-from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, EXPECT_TIMEOUT_MS, PageWatch, _unavailable
+from .browser_support import ARTIFACTS, PageWatch, browser  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_SHOTS = ROOT / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"{CHROMIUM} not found: install Debian's chromium package to run the browser tests")
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError as error:  # pragma: no cover - playwright is a test dependency
-        _unavailable(f"playwright is not installed: {error}")
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")
