@@ -24,7 +24,8 @@ from .errors import ApiError, api_error, authentication
 from .formparse import parse_params
 from .ids import new_id
 from .money import format_amount
-from .service import CARDS, IBANS, RequestInfo, Sandbox, release_held
+from .cards import CARDS, IBANS
+from .service import RequestInfo, Sandbox, release_held
 from .webhooks import Deliverer, deliveries
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]

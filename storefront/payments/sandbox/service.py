@@ -15,9 +15,10 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from . import faults, render
+from . import params as checks
+from .cards import AUTHENTICATION_FAILED, BANK_DEBIT_FAILED, CARDS, DECLINE_MESSAGES, IBANS, luhn_ok
 from .config import SandboxConfig
 from .errors import ApiError, invalid_request, missing_param, resource_missing, unknown_param
 from .ids import new_id, new_session_id
@@ -58,60 +59,6 @@ SESSION_PARAMS_UNSUPPORTED = {
 PI_DATA_PARAMS = {"metadata", "description", "receipt_email", "statement_descriptor", "statement_descriptor_suffix"}
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 LOCALES = {"auto", "en", "fr", "de", "es", "it", "nl", "pt"}
-
-# Stripe's test cards (https://stripe.com/testing) and what each one does.
-CARDS: dict[str, dict[str, Any]] = {
-    "4242424242424242": {"brand": "visa", "outcome": "succeed"},
-    "5555555555554444": {"brand": "mastercard", "outcome": "succeed"},
-    "4000000000000002": {"brand": "visa", "outcome": "decline", "code": "card_declined", "decline_code": "generic_decline"},
-    "4000000000009995": {"brand": "visa", "outcome": "decline", "code": "card_declined", "decline_code": "insufficient_funds"},
-    "4000000000009987": {"brand": "visa", "outcome": "decline", "code": "card_declined", "decline_code": "lost_card"},
-    "4000000000009979": {"brand": "visa", "outcome": "decline", "code": "card_declined", "decline_code": "stolen_card"},
-    "4000000000000069": {"brand": "visa", "outcome": "decline", "code": "expired_card", "decline_code": "expired_card"},
-    "4000000000000127": {"brand": "visa", "outcome": "decline", "code": "incorrect_cvc", "decline_code": "incorrect_cvc"},
-    "4000000000000119": {"brand": "visa", "outcome": "decline", "code": "processing_error", "decline_code": "processing_error"},
-    "4000002500003155": {"brand": "visa", "outcome": "3ds"},
-    "4000002760003184": {"brand": "visa", "outcome": "3ds"},
-}
-# What the buyer reads on the hosted page (Stripe's wording), by decline code.
-DECLINE_MESSAGES = {
-    "generic_decline": "Your card was declined.",
-    "insufficient_funds": "Your card has insufficient funds.",
-    "lost_card": "Your card was declined.",
-    "stolen_card": "Your card was declined.",
-    "expired_card": "Your card has expired.",
-    "incorrect_cvc": "Your card's security code is incorrect.",
-    "processing_error": "An error occurred while processing your card. Try again in a little bit.",
-    "test_mode_live_card": (
-        "Your card was declined. Your request was in test mode, but used a non test card. "
-        "For a list of valid test cards, visit: https://stripe.com/docs/testing."
-    ),
-}
-AUTHENTICATION_FAILED = (
-    "We are unable to authenticate your payment method. Please choose a different payment "
-    "method and try again."
-)
-# Stripe's SEPA Direct Debit test IBANs: the first settles, the second fails.
-IBANS = {
-    "DE89370400440532013000": "succeeded",
-    "AT611904300234573201": "succeeded",
-    "DE62370400440532013001": "failed",
-    "AT861904300235473202": "failed",
-}
-BANK_DEBIT_FAILED = "The customer's bank account could not be debited."
-
-
-def luhn_ok(number: str) -> bool:
-    digits = [int(d) for d in number]
-    checksum = 0
-    for i, digit in enumerate(reversed(digits)):
-        if i % 2:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        checksum += digit
-    return checksum % 10 == 0
-
 
 @dataclass
 class RequestInfo:
@@ -184,11 +131,11 @@ class Sandbox:
         success_url = params.get("success_url")
         if success_url is None:
             raise missing_param("success_url")
-        _check_url(success_url, "success_url")
+        checks.check_url(success_url, "success_url")
         cancel_url = params.get("cancel_url")
         if cancel_url is not None:
-            _check_url(cancel_url, "cancel_url")
-        items = _line_items(params.get("line_items"))
+            checks.check_url(cancel_url, "cancel_url")
+        items = checks.line_items(params.get("line_items"))
         currency = items[0]["currency"]
         amount_total = sum(i["unit_amount"] * i["quantity"] for i in items)
         if amount_total < minimum_charge(currency):
@@ -204,19 +151,19 @@ class Sandbox:
             )
         customer_email = params.get("customer_email")
         if customer_email is not None:
-            _check_email(customer_email, "customer_email")
+            checks.check_email(customer_email, "customer_email")
         client_reference_id = params.get("client_reference_id")
         if client_reference_id is not None:
             if not isinstance(client_reference_id, str) or not 1 <= len(client_reference_id) <= 200:
                 raise invalid_request("client_reference_id must be 1 to 200 characters", param="client_reference_id")
-        metadata = _metadata(params.get("metadata"), "metadata")
+        metadata = checks.metadata(params.get("metadata"), "metadata")
         pi_data = params.get("payment_intent_data") or {}
         if not isinstance(pi_data, dict):
             raise invalid_request("Invalid object", param="payment_intent_data")
         for name in pi_data:
             if name not in PI_DATA_PARAMS:
                 raise unknown_param(f"payment_intent_data[{name}]")
-        pi_metadata = _metadata(pi_data.get("metadata"), "payment_intent_data[metadata]")
+        pi_metadata = checks.metadata(pi_data.get("metadata"), "payment_intent_data[metadata]")
         locale = params.get("locale")
         if locale is not None and locale not in LOCALES:
             raise invalid_request(f"Invalid locale: {locale}", param="locale")
@@ -227,7 +174,7 @@ class Sandbox:
         created = self.now()
         expires_at = created + MAX_EXPIRY_SECONDS
         if "expires_at" in params:
-            expires_at = _integer(params["expires_at"], "expires_at")
+            expires_at = checks.integer(params["expires_at"], "expires_at")
             if expires_at < created + MIN_EXPIRY_SECONDS - EXPIRY_SLACK_SECONDS:
                 raise invalid_request(
                     "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
@@ -296,14 +243,14 @@ class Sandbox:
 
     def line_items(self, session_id: str, params: dict[str, Any]) -> dict:
         session, internal = self.get_session(session_id)
-        limit = _limit(params)
+        limit = checks.limit(params)
         items = [render.line_item(i, session["created"]) for i in internal["line_items"]]
         return render.list_object(f"/v1/checkout/sessions/{session_id}/line_items", items[:limit], len(items) > limit)
 
     def list_sessions(self, params: dict[str, Any]) -> dict:
         where: list[str] = []
         args: list[Any] = []
-        _created_filter(params.get("created"), where, args)
+        checks.created_filter(params.get("created"), where, args)
         status = params.get("status")
         if status is not None:
             if status not in ("open", "complete", "expired"):
@@ -317,7 +264,7 @@ class Sandbox:
         if email is not None:
             where.append("json_extract(data, '$.customer_details.email') = ?")
             args.append(email)
-        _only(params, {"created", "status", "payment_intent", "customer_details", "limit", "starting_after", "ending_before", "expand"})
+        checks.only(params, {"created", "status", "payment_intent", "customer_details", "limit", "starting_after", "ending_before", "expand"})
         return self._list("checkout.session", "/v1/checkout/sessions", params, where, args)
 
     def expire_session(self, session_id: str, *, req: RequestInfo) -> dict:
@@ -677,7 +624,7 @@ class Sandbox:
         return pi
 
     def create_refund(self, params: dict[str, Any], *, req: RequestInfo) -> dict:
-        _only(params, {"payment_intent", "charge", "amount", "reason", "metadata", "expand"})
+        checks.only(params, {"payment_intent", "charge", "amount", "reason", "metadata", "expand"})
         if params.get("payment_intent") is None and params.get("charge") is None:
             raise invalid_request("Must provide either `charge` or `payment_intent`.")
         reason = params.get("reason")
@@ -685,8 +632,8 @@ class Sandbox:
             raise invalid_request(
                 "Invalid reason: must be one of duplicate, fraudulent, or requested_by_customer", param="reason"
             )
-        metadata = _metadata(params.get("metadata"), "metadata")
-        amount = _integer(params["amount"], "amount") if params.get("amount") is not None else None
+        metadata = checks.metadata(params.get("metadata"), "metadata")
+        amount = checks.integer(params["amount"], "amount") if params.get("amount") is not None else None
         if amount is not None and amount < 1:
             raise invalid_request("Invalid positive integer", param="amount")
         with self.store.write() as tx:
@@ -736,10 +683,10 @@ class Sandbox:
             return refund
 
     def list_refunds(self, params: dict[str, Any]) -> dict:
-        _only(params, {"payment_intent", "charge", "created", "limit", "starting_after", "ending_before", "expand"})
+        checks.only(params, {"payment_intent", "charge", "created", "limit", "starting_after", "ending_before", "expand"})
         where: list[str] = []
         args: list[Any] = []
-        _created_filter(params.get("created"), where, args)
+        checks.created_filter(params.get("created"), where, args)
         for name in ("payment_intent", "charge"):
             if params.get(name) is not None:
                 where.append(f"json_extract(data, '$.{name}') = ?")
@@ -749,10 +696,10 @@ class Sandbox:
     # --- events -----------------------------------------------------------------------
 
     def list_events(self, params: dict[str, Any]) -> dict:
-        _only(params, {"type", "types", "created", "delivery_success", "limit", "starting_after", "ending_before", "expand"})
+        checks.only(params, {"type", "types", "created", "delivery_success", "limit", "starting_after", "ending_before", "expand"})
         where: list[str] = []
         args: list[Any] = []
-        _created_filter(params.get("created"), where, args)
+        checks.created_filter(params.get("created"), where, args)
         if params.get("type") is not None and params.get("types") is not None:
             raise invalid_request("You may only specify one of these parameters: type, types.", param="types")
         types = params.get("types")
@@ -823,7 +770,7 @@ class Sandbox:
     # --- lists --------------------------------------------------------------------------
 
     def _list(self, kind: str, url: str, params: dict[str, Any], where: list[str], args: list[Any]) -> dict:
-        limit = _limit(params)
+        limit = checks.limit(params)
         cursors = {}
         with self.store.read() as conn:
             for name in ("starting_after", "ending_before"):
@@ -848,133 +795,3 @@ def release_held(tx: Tx, group: int | None = None) -> None:
             "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, updated = ? WHERE id = ?",
             (now + i * 0.001, now, row["id"]),
         )
-
-
-# --- parameter checks -------------------------------------------------------------------
-
-
-def _only(params: dict[str, Any], allowed: set[str]) -> None:
-    for name in params:
-        if name not in allowed:
-            raise unknown_param(name)
-
-
-def _integer(value: Any, param: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value):
-        return int(value)
-    raise invalid_request(f"Invalid integer: {value}", param=param)
-
-
-def _limit(params: dict[str, Any]) -> int:
-    if params.get("limit") is None:
-        return 10
-    limit = _integer(params["limit"], "limit")
-    if not 1 <= limit <= 100:
-        raise invalid_request("This value must be greater than or equal to 1 and less than or equal to 100.", param="limit")
-    return limit
-
-
-def _created_filter(created: Any, where: list[str], args: list[Any]) -> None:
-    if created is None:
-        return
-    if isinstance(created, dict):
-        ops = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-        for op, value in created.items():
-            if op not in ops:
-                raise unknown_param(f"created[{op}]")
-            where.append(f"created {ops[op]} ?")
-            args.append(_integer(value, f"created[{op}]"))
-    else:
-        where.append("created = ?")
-        args.append(_integer(created, "created"))
-
-
-def _check_url(url: Any, param: str) -> None:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if not parts or parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 5000:
-        raise invalid_request("Not a valid URL", param=param, code="url_invalid")
-
-
-def _check_email(email: Any, param: str) -> None:
-    if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) or len(email) > 800:
-        raise invalid_request(f"Invalid email address: {email}", param=param, code="email_invalid")
-
-
-def _metadata(value: Any, param: str) -> dict[str, str]:
-    if value is None or value == "":
-        return {}
-    if not isinstance(value, dict):
-        raise invalid_request("Invalid object", param=param)
-    if len(value) > 50:
-        raise invalid_request("You can have up to 50 metadata keys.", param=param)
-    out: dict[str, str] = {}
-    for key, item in value.items():
-        if not isinstance(item, str):
-            raise invalid_request("Invalid string", param=f"{param}[{key}]")
-        if len(key) > 40:
-            raise invalid_request("Metadata keys can be up to 40 characters long.", param=f"{param}[{key}]")
-        if len(item) > 500:
-            raise invalid_request("Metadata values can be up to 500 characters long.", param=f"{param}[{key}]")
-        if item != "":  # an empty value unsets the key
-            out[key] = item
-    return out
-
-
-def _line_items(value: Any) -> list[dict[str, Any]]:
-    """Checked line items: ``{name, description, currency, unit_amount, quantity}``."""
-    if value is None:
-        raise missing_param("line_items")
-    if not isinstance(value, list) or not value:
-        raise invalid_request("Invalid array", param="line_items")
-    if len(value) > 100:
-        raise invalid_request("You may only specify up to 100 line items.", param="line_items")
-    items = []
-    for n, raw in enumerate(value):
-        p = f"line_items[{n}]"
-        if not isinstance(raw, dict):
-            raise invalid_request("Invalid object", param=p)
-        for name in raw:
-            if name == "price":
-                raise invalid_request("The Stripe sandbox supports only `price_data`, not stored prices.", param=f"{p}[price]")
-            if name not in ("price_data", "quantity", "adjustable_quantity"):
-                raise unknown_param(f"{p}[{name}]")
-        data = raw.get("price_data")
-        if not isinstance(data, dict):
-            raise invalid_request("You must specify either `price` or `price_data` for each line item.", param=f"{p}[price_data]")
-        for name in data:
-            if name not in ("currency", "unit_amount", "unit_amount_decimal", "product_data", "tax_behavior"):
-                raise unknown_param(f"{p}[price_data][{name}]")
-        currency = data.get("currency")
-        if currency is None:
-            raise missing_param(f"{p}[price_data][currency]")
-        if not isinstance(currency, str) or not re.fullmatch(r"[a-zA-Z]{3}", currency):
-            raise invalid_request(f"Invalid currency: {currency}", param=f"{p}[price_data][currency]")
-        currency = currency.lower()
-        if data.get("unit_amount") is None:
-            raise missing_param(f"{p}[price_data][unit_amount]")
-        unit_amount = _integer(data["unit_amount"], f"{p}[price_data][unit_amount]")
-        if unit_amount < 0:
-            raise invalid_request("This value must be greater than or equal to 0.", param=f"{p}[price_data][unit_amount]")
-        product = data.get("product_data")
-        if not isinstance(product, dict):
-            raise missing_param(f"{p}[price_data][product_data]")
-        name = product.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise missing_param(f"{p}[price_data][product_data][name]")
-        if raw.get("quantity") is None:
-            raise missing_param(f"{p}[quantity]")
-        quantity = _integer(raw["quantity"], f"{p}[quantity]")
-        if not 1 <= quantity <= 999_999:
-            raise invalid_request("This value must be greater than or equal to 1.", param=f"{p}[quantity]")
-        if items and currency != items[0]["currency"]:
-            raise invalid_request("All line items must have the same currency.", param=f"{p}[price_data][currency]")
-        items.append({
-            "name": name.strip(),
-            "description": product.get("description") if isinstance(product.get("description"), str) else None,
-            "currency": currency,
-            "unit_amount": unit_amount,
-            "quantity": quantity,
-        })
-    return items
