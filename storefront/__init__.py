@@ -64,6 +64,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(shop_bp)
 
+    from .webhooks import bp as webhooks_bp
+
+    app.register_blueprint(webhooks_bp)
+
     from . import cli, errors_http
 
     cli.init_app(app)
