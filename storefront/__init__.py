@@ -68,10 +68,11 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(webhooks_bp)
 
-    from . import cli, errors_http
+    from . import cli, errors_http, logs
 
     cli.init_app(app)
     errors_http.init_app(app)
+    logs.init_app(app)
 
     @app.context_processor
     def _locale():

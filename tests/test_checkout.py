@@ -111,13 +111,17 @@ def _events_for(session_id):
     return out
 
 
-def test_htmx_checkout_answers_hx_redirect_and_pressing_again_reuses_the_session(shop, sandbox):
+def test_htmx_checkout_answers_hx_redirect_and_pressing_again_reuses_the_session(shop, sandbox, caplog):
     event = make_event()
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     add(client, event, {tt_id: 1})
-    first = start_checkout(client, 1, **{"HX-Request": "true"})
+    with caplog.at_level("INFO", logger="storefront.checkout"):
+        first = start_checkout(client, 1, **{"HX-Request": "true", "X-Request-Id": "req-abc-123"})
     assert first.status_code == 200 and "/pay/cs_" in first.headers["HX-Redirect"]
+    assert first.headers["X-Request-Id"] == "req-abc-123"
+    # The cart's state change is logged with the request's id.
+    assert any(m.startswith("[req req-abc-123] cart ") and "checking out" in m for m in caplog.messages), caplog.messages
     again = start_checkout(client, 1, **{"HX-Request": "true"})
     assert again.headers["HX-Redirect"] == first.headers["HX-Redirect"]
     db.session.rollback()
