@@ -358,3 +358,37 @@ def test_the_sweep_expires_the_session_of_a_lapsed_checkout(shop, sandbox):
     assert attempt_of(session_id).status == AttemptStatus.EXPIRED.value
     assert (ticket_type(tt_id).sold, ticket_type(tt_id).held) == (0, 0)
     assert_promises()
+
+
+def test_a_session_expiring_at_stripe_releases_the_hold(shop, sandbox):
+    event = make_event()
+    tt_id = event.ticket_types[0].id
+    client = shop.test_client()
+    session_id = buy_until_stripe(client, event, {tt_id: 2})
+    assert ticket_type(tt_id).held == 2
+    # Stripe's clock passes the session's expires_at: it expires it and says so.
+    sandbox.control("POST", f"/_sandbox/checkout/sessions/{session_id}/lapse", {})
+    wait_until(lambda: attempt_of(session_id).status == AttemptStatus.EXPIRED.value, what="the attempt expired")
+    assert (ticket_type(tt_id).sold, ticket_type(tt_id).held) == (0, 0)
+    assert cart_by_token(cart_token(client)).status == CartStatus.EXPIRED.value
+    page = client.get("/cart").get_data(as_text=True)
+    assert "Your reservation lapsed" in page
+    assert_promises()
+
+
+def test_the_sweep_fulfils_a_lapsed_checkout_that_was_paid(shop, sandbox):
+    from .factories import lapse
+
+    event = make_event()
+    tt_id = event.ticket_types[0].id
+    client = shop.test_client()
+    session_id = buy_until_stripe(client, event, {tt_id: 1})
+    drop_completed(sandbox)
+    sandbox.pay(session_id, card=CARD_OK)
+    stripe_event("checkout.session.completed", session_id)
+    lapse(cart_token(client))
+    output = shop.test_cli_runner().invoke(args=["sweep-holds"]).output
+    assert "Released 0 lapsed cart hold(s)." in output
+    assert len(order_of(session_id).tickets) == 1
+    assert (ticket_type(tt_id).sold, ticket_type(tt_id).held) == (1, 0)
+    assert_promises()
