@@ -85,3 +85,48 @@ def test_a_buyer_buys_two_named_tickets_and_sees_the_order(shop, sandbox, browse
         assert (ticket_type(early.id).sold, ticket_type(early.id).held) == (2, 0)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_a_bank_debit_buyer_is_told_it_is_processing_then_sees_the_order(shop, sandbox, browser):
+    from playwright.sync_api import expect
+
+    event = make_event(title="Opera Gala", ticket_types=[{"name": "Stalls", "price_cents": 4500, "capacity": 10}])
+    tt = event.ticket_types[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    try:
+        page = context.new_page()
+        watch = PageWatch(page)
+        page.goto(f"{shop.live_url}/events/{event.slug}")
+        page.locator(f"input[name='quantity-{tt.id}']").fill("1")
+        page.get_by_role("button", name="Add to cart").click()
+        expect(page.locator("#cart")).to_contain_text("Stalls")
+        page.get_by_role("button", name="Checkout").click()
+        page.get_by_label("Email for your tickets").fill("grace@example.com")
+        page.locator("input[name='first-1']").fill("Grace")
+        page.locator("input[name='last-1']").fill("Hopper")
+        page.get_by_role("button", name="Pay").click()
+
+        page.wait_for_url(f"{sandbox.base}/pay/cs_*")
+        session_id = page.url.rsplit("/", 1)[1]
+        page.get_by_label("Bank debit").check()
+        page.get_by_label("IBAN").fill("DE89 3704 0044 0532 0130 00")
+        page.get_by_label("Name on card or account").fill("Grace Hopper")
+        page.get_by_role("button", name="Pay €45.00").click()
+
+        page.wait_for_url(f"{shop.live_url}/checkout/success?session_id={session_id}")
+        expect(page.locator("#payment-status h1")).to_have_text("Your payment is being processed", timeout=15_000)
+        shoot(page, "checkout-5-bank-debit-processing.png")
+        assert order_of(session_id) is None
+
+        # The debit settles: the page, still polling, swaps in the order.
+        from storefront.payments import gateway as gw
+
+        pi_id = gw.get_gateway().retrieve_checkout_session(session_id).payment_intent
+        sandbox.control("POST", f"/_sandbox/payment_intents/{pi_id}/settle", {})
+        expect(page.locator(".order")).to_contain_text("Grace Hopper", timeout=15_000)
+        watch.assert_clean()
+        assert (ticket_type(tt.id).sold, ticket_type(tt.id).held) == (1, 0)
+    finally:
+        context.close()
