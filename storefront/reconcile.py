@@ -69,6 +69,14 @@ def _one(session, report: Report) -> None:
     elif session.status == "complete" and status in (AttemptStatus.CREATING.value, AttemptStatus.OPEN.value):
         outcome = fulfilment.fulfil(session.id, source="reconcile", session=session)
         report.fixed.append(f"{session.id}: completed unpaid at Stripe -> {outcome.kind}")
+    elif session.status == "open" and status in (AttemptStatus.EXPIRED.value, AttemptStatus.FAILED.value):
+        # We ended it (the buyer left, the hold lapsed) but Stripe never heard: close
+        # it now, so no payment can start for a hold that no longer exists.
+        try:
+            gw.get_gateway().expire_checkout_session(session.id)
+            report.fixed.append(f"{session.id}: open at Stripe but attempt {attempt_id} is {status} -> expired at Stripe")
+        except gw.StripeError as error:
+            report.mismatches.append(f"{session.id}: open at Stripe, attempt {attempt_id} is {status}; expiring failed: {error}")
     elif session.status == "open" and status != AttemptStatus.OPEN.value:
         report.mismatches.append(f"{session.id}: open at Stripe but attempt {attempt_id} is {status}")
 

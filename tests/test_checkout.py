@@ -322,3 +322,15 @@ def test_charge_refunded_updates_the_order(shop, sandbox):
     assert order_of(session_id).refunded_cents == 2500
     gw.get_gateway().create_refund(order.stripe_payment_intent_id)
     wait_until(lambda: order_of(session_id).status == "refunded", what="refunded")
+
+
+def test_adding_another_events_tickets_while_checking_out_is_refused_and_keeps_the_session(shop, sandbox):
+    event = make_event()
+    other = make_event()
+    client = shop.test_client()
+    session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
+    response = client.post(f"/events/{other.slug}/cart", data={f"quantity-{other.ticket_types[0].id}": "1"})
+    assert response.status_code == 409 and "Check out or empty your cart" in response.get_data(as_text=True)
+    assert gw.get_gateway().retrieve_checkout_session(session_id).status == "open"
+    assert cart_by_token(cart_token(client)).status == CartStatus.CHECKING_OUT.value
+    assert ticket_type(other.ticket_types[0].id).held == 0

@@ -392,3 +392,16 @@ def test_the_sweep_fulfils_a_lapsed_checkout_that_was_paid(shop, sandbox):
     assert len(order_of(session_id).tickets) == 1
     assert (ticket_type(tt_id).sold, ticket_type(tt_id).held) == (1, 0)
     assert_promises()
+
+
+def test_reconcile_expires_a_session_we_ended_but_stripe_still_has_open(shop, sandbox):
+    """The app stopped after ending the attempt and before telling Stripe."""
+    event = make_event()
+    client = shop.test_client()
+    session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
+    with write_transaction():
+        db.session.get(PaymentAttempt, attempt_of(session_id).id).status = AttemptStatus.EXPIRED.value
+    output = shop.test_cli_runner().invoke(args=["reconcile", "--hours", "1"]).output
+    assert f"{session_id}: open at Stripe but attempt" in output and "-> expired at Stripe" in output
+    assert gw.get_gateway().retrieve_checkout_session(session_id).status == "expired"
+    assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "not_open"

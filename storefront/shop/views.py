@@ -9,7 +9,7 @@ import time
 from .. import cart as carts
 from .. import catalog, htmx
 from .. import checkout as checkouts
-from ..errors import CartCheckingOut, InvalidQuantity, StorefrontError
+from ..errors import CartCheckingOut, CartHoldsOtherEvent, InvalidQuantity, StorefrontError
 from ..models import utcnow
 from . import bp
 
@@ -49,7 +49,7 @@ def event(slug: str):
 def add_to_cart(slug: str):
     try:
         quantities = _parse_add_form()
-        session[CART_KEY] = _leaving_checkout(lambda: carts.add_tickets(_cart_token(), slug, quantities))
+        session[CART_KEY] = _leaving_checkout(lambda: carts.add_tickets(_cart_token(), slug, quantities), slug)
     except StorefrontError as error:
         return _add_failed(slug, error)
     if htmx.wants_fragment():
@@ -128,12 +128,16 @@ def _change_cart(change):
     return htmx.redirect(_safe_next() or url_for("shop.cart"))
 
 
-def _leaving_checkout(change):
+def _leaving_checkout(change, adding_to_event: str | None = None):
     """Run a cart change; if the cart is being paid for (the buyer came back from
-    Stripe), close that payment at Stripe first, then run the change again."""
+    Stripe), close that payment at Stripe first, then run the change again. Adding
+    another event's tickets is refused before anything is closed."""
     try:
         return change()
     except CartCheckingOut:
+        held = carts.view_cart(_cart_token()).event
+        if adding_to_event is not None and held is not None and held.slug != adding_to_event:
+            raise CartHoldsOtherEvent(held.title) from None
         checkouts.return_to_cart(_cart_token())
     return change()
 
