@@ -64,10 +64,15 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(shop_bp)
 
-    from . import cli, errors_http
+    from .webhooks import bp as webhooks_bp
+
+    app.register_blueprint(webhooks_bp)
+
+    from . import cli, errors_http, logs
 
     cli.init_app(app)
     errors_http.init_app(app)
+    logs.init_app(app)
 
     @app.context_processor
     def _locale():

@@ -25,6 +25,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from . import catalog, inventory
 from .database import write_transaction
 from .errors import (
+    CartCheckingOut,
     CartHoldsOtherEvent,
     CartLapsed,
     EventNotFound,
@@ -122,10 +123,14 @@ def view_cart(token: str | None, now: datetime | None = None, *, with_event_tick
     cart = db.session.execute(statement, {"token": token}).unique().scalar_one_or_none()
     if cart is None or cart.status == CartStatus.CONVERTED.value:
         return CartView(None, False)
+    # A cart being paid for still holds its tickets (until its Checkout Session expires).
     lapsed = cart.status == CartStatus.EXPIRED.value or (
-        cart.status == CartStatus.ACTIVE.value and cart.expires_at <= now and bool(cart.items)
+        cart.status in _HOLDING and cart.expires_at <= now and bool(cart.items)
     )
     return CartView(cart, lapsed)
+
+
+_HOLDING = (CartStatus.ACTIVE.value, CartStatus.CHECKING_OUT.value)
 
 
 def parse_quantity(raw: str | None, *, allow_zero: bool) -> int:
@@ -439,6 +444,8 @@ def _lock_live_cart(token: str | None, now: datetime, *, extend: bool) -> Cart:
         if locked == 1:
             return db.session.execute(select(Cart).where(Cart.token == token)).scalar_one()
         status = db.session.execute(select(Cart.status).where(Cart.token == token)).scalar_one_or_none()
+        if status == CartStatus.CHECKING_OUT.value:
+            raise CartCheckingOut()
         if status in (CartStatus.ACTIVE.value, CartStatus.EXPIRED.value):
             raise CartLapsed()
     raise LineNotFound()
@@ -510,3 +517,35 @@ def _expire(cart_id: int, now: datetime) -> bool:
     inventory.release({item.ticket_type: item.quantity for item in items})
     return True
 
+
+
+# --- for checkout and fulfilment (inside their transactions) ---------------------------------
+
+
+def release_checking_out(cart_id: int, now: datetime) -> bool:
+    """A cart whose payment ended without money (session expired, bank debit failed):
+    mark it expired and give its stock back, once. True if this call did it."""
+    released = db.session.execute(
+        update(Cart)
+        .where(Cart.id == cart_id, Cart.status == CartStatus.CHECKING_OUT.value)
+        .values(status=CartStatus.EXPIRED.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if released != 1:
+        return False
+    items = _items_of(cart_id)
+    inventory.release({item.ticket_type: item.quantity for item in items})
+    return True
+
+
+def items_of(cart_id: int) -> list[CartItem]:
+    return _items_of(cart_id)
+
+
+def lock_cart_row(cart_id: int, now: datetime) -> str | None:
+    """Lock a cart's row (first, as every stock change does) whatever its status;
+    returns the status, None if there is no such cart."""
+    db.session.execute(
+        update(Cart).where(Cart.id == cart_id).values(updated_at=now).execution_options(synchronize_session=False)
+    )
+    return db.session.execute(select(Cart.status).where(Cart.id == cart_id)).scalar_one_or_none()

@@ -1,4 +1,4 @@
-"""Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | stripe-sandbox`."""
+"""Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | reconcile | stripe-sandbox`."""
 from __future__ import annotations
 
 import click
@@ -20,10 +20,29 @@ def init_app(app: Flask) -> None:
         """Release every cart hold whose time ran out."""
         from .cart import release_lapsed_holds
 
+        from .checkout import expire_lapsed_checkouts
+
         total = 0
         while released := release_lapsed_holds():
             total += released
+        # Carts being paid for: their Checkout Session is expired at Stripe first.
+        total += expire_lapsed_checkouts()
         click.echo(f"Released {total} lapsed cart hold(s).")
+
+    @app.cli.command("reconcile")
+    @click.option("--hours", default=48, show_default=True, help="How far back to list sessions at Stripe.")
+    def reconcile_command(hours: int):
+        """Compare recent Checkout Sessions at Stripe with our orders; fulfil what was missed."""
+        from datetime import timedelta
+
+        from .reconcile import reconcile
+
+        report = reconcile(since=timedelta(hours=hours))
+        for line in report.fixed:
+            click.echo(f"fixed: {line}")
+        for line in report.mismatches:
+            click.echo(f"MISMATCH: {line}")
+        click.echo(f"Checked {report.checked} session(s): {len(report.fixed)} fixed, {len(report.mismatches)} mismatch(es).")
 
     @app.cli.command(
         "stripe-sandbox", context_settings={"ignore_unknown_options": True, "help_option_names": []}
@@ -44,6 +63,10 @@ def init_app(app: Flask) -> None:
 
         upgrade()
         seed_demo()
+        sandbox = app.extensions.get("stripe_sandbox")
+        if sandbox is not None and not sandbox.config.webhook_urls:
+            # The built-in sandbox tells this very app about payments, as Stripe would.
+            sandbox.config.webhook_urls = [f"http://{host}:{port}/webhooks/stripe"]
         click.echo(f"Storefront demo on http://{host}:{port}")
         # app.run() refuses to block inside a flask command; run_simple is what it wraps.
         run_simple(host, port, app, threaded=True, use_reloader=False)

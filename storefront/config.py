@@ -66,6 +66,11 @@ def stripe_settings(instance_path: str) -> dict:
         "STRIPE_SANDBOX_KEY": generated_once(instance_path, "stripe_sandbox_key", "sk_test_") if sandbox else None,
         "STRIPE_SANDBOX_DB": os.environ.get("STRIPE_SANDBOX_DB", "").strip()
         or str(Path(instance_path) / "stripe-sandbox.db"),
+        # Where the built-in sandbox delivers its webhooks (comma-separated); `flask demo`
+        # adds the storefront's own /webhooks/stripe when this is empty.
+        "STRIPE_SANDBOX_WEBHOOK_URLS": [
+            url.strip() for url in os.environ.get("STRIPE_SANDBOX_WEBHOOK_URLS", "").split(",") if url.strip()
+        ],
     }
 
 

@@ -148,3 +148,55 @@ class CartLapsed(StorefrontError):
 
     def message(self) -> str:
         return _("Your reservation lapsed and the tickets went back on sale. Add them again to hold them anew.")
+
+
+# --- checkout -------------------------------------------------------------------------------
+
+
+class CartCheckingOut(StorefrontError):
+    """The cart is being paid for on Stripe: changes must first close that payment
+    (``checkout.return_to_cart``); the views do that and try again."""
+
+    status = 409
+
+    def message(self) -> str:
+        return _("Your cart is being paid for. Finish or cancel the payment first.")
+
+
+class PaymentAlreadyMade(StorefrontError):
+    status = 409
+
+    def message(self) -> str:
+        return _("You already paid for this cart; your order is being confirmed.")
+
+
+class NothingToPay(StorefrontError):
+    status = 409
+
+    def message(self) -> str:
+        return _("Your cart is empty, so there is nothing to pay yet.")
+
+
+class InvalidEmail(StorefrontError):
+    def message(self) -> str:
+        return _("Please enter a valid email address, so we can send your tickets.")
+
+
+class AttendeeNameMissing(StorefrontError):
+    """Ticket number ``position`` (1-based) lacks a first or last name, or one is too long."""
+
+    def __init__(self, position: int):
+        super().__init__(position)
+        self.position = position
+
+    def message(self) -> str:
+        return _("Please give a first and a last name (up to 100 characters each) for ticket %(num)d.", num=self.position)
+
+
+class PaymentServiceUnavailable(StorefrontError):
+    """Stripe errored or could not be reached: nothing was charged, the cart stays held."""
+
+    status = 503
+
+    def message(self) -> str:
+        return _("We could not reach the payment service. Your tickets are still held; please try again in a moment.")

@@ -1,4 +1,4 @@
-"""Hold and release stock: the only code that changes the stock counters.
+"""Hold, release and sell stock: the only code that changes the stock counters.
 
 Every change is one conditional UPDATE per row, inside the caller's transaction,
 never a read followed by a write::
@@ -113,6 +113,44 @@ def release(quantities: Mapping[TicketType, int]) -> None:
             update(Event).where(Event.id == event_id).values(held=Event.held - n)
             .execution_options(synchronize_session=False)
         )
+
+
+_SELL_TICKET_TYPE = (
+    update(TicketType)
+    .where(TicketType.id == bindparam("ticket_type_id"), TicketType.held >= bindparam("n", type_=Integer))
+    .values(held=TicketType.held - bindparam("n", type_=Integer), sold=TicketType.sold + bindparam("n", type_=Integer))
+    .execution_options(synchronize_session=False)
+)
+_SELL_EVENT = (
+    update(Event)
+    .where(Event.id == bindparam("event_id"), Event.held >= bindparam("n", type_=Integer))
+    .values(held=Event.held - bindparam("n", type_=Integer), sold=Event.sold + bindparam("n", type_=Integer))
+    .execution_options(synchronize_session=False)
+)
+
+
+class NotHeld(RuntimeError):
+    """``sell`` was asked to sell more than is held: a bug above, never a buyer's doing."""
+
+
+def sell(quantities: Mapping[TicketType, int]) -> None:
+    """Turn ``n`` held tickets of each ticket type (and of its event) into sold ones.
+
+    The caller holds them: its cart's hold, or a ``hold`` it just made in the same
+    transaction (a late payment). The conditional UPDATE refuses to sell what is not
+    held, so ``sold`` can only grow out of stock that was within capacity already;
+    ``sold + held`` does not change. Same lock order as ``hold``.
+    """
+    quantities = {tt: n for tt, n in quantities.items() if n}
+    if any(n < 0 for n in quantities.values()):
+        raise ValueError("sell() takes positive quantities")
+    session = db.session
+    for tt in sorted(quantities, key=lambda t: t.id):
+        if session.execute(_SELL_TICKET_TYPE, {"ticket_type_id": tt.id, "n": quantities[tt]}).rowcount != 1:
+            raise NotHeld(f"ticket type {tt.id}: fewer than {quantities[tt]} held")
+    for event_id, n in sorted(_by_event(quantities).items()):
+        if session.execute(_SELL_EVENT, {"event_id": event_id, "n": n}).rowcount != 1:
+            raise NotHeld(f"event {event_id}: fewer than {n} held")
 
 
 _TICKET_TYPE_LEFT = (

@@ -163,3 +163,128 @@ class CartItem(db.Model):
 
     cart: Mapped[Cart] = relationship(back_populates="items")
     ticket_type: Mapped[TicketType] = relationship()
+
+
+class AttemptStatus(str, enum.Enum):
+    """A Checkout Session attempt, from our side.
+
+    creating: recorded before Stripe was asked (so a crash in between is found by
+    reconciliation); open: the buyer can pay; processing: completed, a bank debit
+    still settling; paid: an order exists; expired / failed: ended without money;
+    refunding / refunded: paid, but no tickets could be given, so the money goes back.
+    """
+
+    CREATING = "creating"
+    OPEN = "open"
+    PROCESSING = "processing"
+    PAID = "paid"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+
+
+class OrderStatus(str, enum.Enum):
+    PAID = "paid"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    CANCELLED = "cancelled"
+
+
+class TicketStatus(str, enum.Enum):
+    VALID = "valid"
+    USED = "used"
+    VOID = "void"
+
+
+class PaymentAttempt(db.Model):
+    """One Checkout Session (or one try at creating it). Every attempt is kept."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (CheckConstraint("amount_cents >= 0", name="amount_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # The lines paid for, with attendee names: [{ticket_type_id, quantity, unit_price_cents, attendees: [[first, last]]}]
+    lines: Mapped[str] = mapped_column(Text)
+    buyer_email: Mapped[str] = mapped_column(String(254))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20), default=AttemptStatus.CREATING.value)
+    session_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stripe_checkout_session_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), index=True)
+    stripe_charge_id: Mapped[Optional[str]] = mapped_column(String(255))
+    stripe_refund_id: Mapped[Optional[str]] = mapped_column(String(255))
+    checkout_url: Mapped[Optional[str]] = mapped_column(Text)
+    error_type: Mapped[Optional[str]] = mapped_column(String(100))
+    error_code: Mapped[Optional[str]] = mapped_column(String(100))
+    decline_code: Mapped[Optional[str]] = mapped_column(String(100))
+    error_message: Mapped[Optional[str]] = mapped_column(Text)
+    refund_reason: Mapped[Optional[str]] = mapped_column(String(100))
+    raw: Mapped[Optional[str]] = mapped_column(Text)  # the last Stripe object seen, as JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    cart: Mapped[Cart] = relationship()
+
+
+class Order(db.Model):
+    """Created by ``storefront.fulfilment`` only, one per paid Checkout Session."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("total_cents >= 0 AND refunded_cents >= 0", name="amounts_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    access_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # NULL for free orders (no Stripe); several NULLs are allowed by UNIQUE on both backends.
+    stripe_checkout_session_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), index=True)
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
+    buyer_email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PAID.value)
+    total_cents: Mapped[int] = mapped_column(Integer)
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    event: Mapped[Event] = relationship()
+    tickets: Mapped[list[Ticket]] = relationship(back_populates="order", order_by="Ticket.id")
+
+
+class Ticket(db.Model):
+    __tablename__ = "tickets"
+    __table_args__ = (CheckConstraint("price_cents >= 0", name="price_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    ticket_type_id: Mapped[int] = mapped_column(ForeignKey("ticket_types.id"), index=True)
+    attendee_first_name: Mapped[str] = mapped_column(String(100))
+    attendee_last_name: Mapped[str] = mapped_column(String(100))
+    price_cents: Mapped[int] = mapped_column(Integer)
+    secret: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default=TicketStatus.VALID.value)
+    checked_in_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+
+    order: Mapped[Order] = relationship(back_populates="tickets")
+    ticket_type: Mapped[TicketType] = relationship()
+
+
+class WebhookEvent(db.Model):
+    """Every verified Stripe event, by its id: the log that makes replay and audit possible."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    outcome: Mapped[Optional[str]] = mapped_column(String(100))
+    error: Mapped[Optional[str]] = mapped_column(Text)

@@ -21,7 +21,7 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/storefront_test"
 REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 
 # Children before parents, for cleaning up between tests.
-TABLES = ["cart_items", "carts", "ticket_types", "events", "organisers"]
+TABLES = ["webhook_events", "tickets", "orders", "payment_attempts", "cart_items", "carts", "ticket_types", "events", "organisers"]
 
 
 def pg_url() -> str:

@@ -330,3 +330,29 @@ def test_the_database_refuses_counters_past_capacity(app):
         with write_transaction():
             db.session.execute(update(TicketType).where(TicketType.id == tt.id).values(held=3))
     assert ticket_type(tt.id).held == 0
+
+
+# --- selling -----------------------------------------------------------------------------
+
+
+def test_sell_moves_held_to_sold_on_the_type_and_its_event(app):
+    event = make_event(capacity=4, ticket_types=[{"name": "Standard", "capacity": 3}])
+    tt = event.ticket_types[0]
+    carts.add_tickets(None, event.slug, {tt.id: 2})
+    with write_transaction():
+        inventory.sell({db.session.get(TicketType, tt.id): 2})
+    fresh = ticket_type(tt.id)
+    assert (fresh.held, fresh.sold) == (0, 2)
+    ev = reload_event(event.id)
+    assert (ev.held, ev.sold) == (0, 2)
+
+
+def test_sell_refuses_what_is_not_held_and_changes_nothing(app):
+    event = make_event(ticket_types=[{"name": "Standard", "capacity": 3}])
+    tt = event.ticket_types[0]
+    carts.add_tickets(None, event.slug, {tt.id: 1})
+    with pytest.raises(inventory.NotHeld):
+        with write_transaction():
+            inventory.sell({db.session.get(TicketType, tt.id): 2})
+    fresh = ticket_type(tt.id)
+    assert (fresh.held, fresh.sold) == (1, 0)

@@ -328,10 +328,11 @@ def test_changing_a_lapsed_cart_is_refused_with_a_message(client):
     assert ticket_type(cart.items[0].ticket_type_id).held == 0
 
 
-def test_checkout_placeholder(client):
-    _filled(client, (1,))
+def test_checkout_page_asks_for_an_email_and_a_name_per_ticket(client):
+    _filled(client, (2,))
     page = client.get("/checkout").get_data(as_text=True)
-    assert "Payment comes next" in page and "€25.00" in page
+    assert 'name="email"' in page and "€50.00" in page
+    assert 'name="first-1"' in page and 'name="last-2"' in page and 'name="first-3"' not in page
 
 
 def test_security_headers(client):

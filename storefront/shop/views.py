@@ -4,9 +4,12 @@ from __future__ import annotations
 from flask import abort, current_app, flash, render_template, request, session, url_for
 from flask_babel import gettext as _
 
+import time
+
 from .. import cart as carts
 from .. import catalog, htmx
-from ..errors import InvalidQuantity, StorefrontError
+from .. import checkout as checkouts
+from ..errors import CartCheckingOut, CartHoldsOtherEvent, InvalidQuantity, StorefrontError
 from ..models import utcnow
 from . import bp
 
@@ -46,7 +49,7 @@ def event(slug: str):
 def add_to_cart(slug: str):
     try:
         quantities = _parse_add_form()
-        session[CART_KEY] = carts.add_tickets(_cart_token(), slug, quantities)
+        session[CART_KEY] = _leaving_checkout(lambda: carts.add_tickets(_cart_token(), slug, quantities), slug)
     except StorefrontError as error:
         return _add_failed(slug, error)
     if htmx.wants_fragment():
@@ -112,7 +115,7 @@ def lapse():
 def _change_cart(change):
     event_slug = _cart_event_slug()
     try:
-        change()
+        _leaving_checkout(change)
     except StorefrontError as error:
         if htmx.wants_fragment():
             return _cart_fragment(error=error, changed_event_slug=event_slug)
@@ -123,6 +126,20 @@ def _change_cart(change):
     if htmx.wants_fragment():
         return _cart_fragment(changed_event_slug=event_slug)
     return htmx.redirect(_safe_next() or url_for("shop.cart"))
+
+
+def _leaving_checkout(change, adding_to_event: str | None = None):
+    """Run a cart change; if the cart is being paid for (the buyer came back from
+    Stripe), close that payment at Stripe first, then run the change again. Adding
+    another event's tickets is refused before anything is closed."""
+    try:
+        return change()
+    except CartCheckingOut:
+        held = carts.view_cart(_cart_token()).event
+        if adding_to_event is not None and held is not None and held.slug != adding_to_event:
+            raise CartHoldsOtherEvent(held.title) from None
+        checkouts.return_to_cart(_cart_token())
+    return change()
 
 
 def _cart_event_slug() -> str | None:
@@ -164,5 +181,71 @@ def _cart_fragment(error: StorefrontError | None = None, changed_event_slug: str
 @bp.get("/checkout")
 def checkout():
     now = utcnow()
-    cart_view = carts.view_cart(_cart_token(), now)
-    return render_template("shop/checkout_pending.html", cart=cart_view, now=now)
+    return _checkout_page(carts.view_cart(_cart_token(), now), now)
+
+
+def _checkout_page(cart_view, now, error: StorefrontError | None = None):
+    form = request.form if request.method == "POST" else {}
+    return htmx.render(
+        "shop/checkout.html", "_partials/checkout_form.html", status=error.status if error else 200,
+        cart=cart_view, now=now, form=form, error=error.message() if error else None,
+    )
+
+
+@bp.post("/checkout")
+def start_checkout():
+    names = []
+    for n in range(1, current_app.config["MAX_TICKETS_PER_CART"] + 1):
+        names.append((request.form.get(f"first-{n}", ""), request.form.get(f"last-{n}", "")))
+    try:
+        started = checkouts.start_checkout(
+            _cart_token(), request.form.get("email"), names,
+            success_url=url_for("shop.checkout_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+            cancel_url=url_for("shop.cart", _external=True),
+        )
+    except StorefrontError as error:
+        now = utcnow()
+        return _checkout_page(carts.view_cart(_cart_token(), now), now, error)
+    if started.order_token:
+        return htmx.redirect(url_for("shop.order", token=started.order_token))
+    return htmx.redirect(started.url)
+
+
+def _waited() -> tuple[int, float]:
+    """When the buyer landed on the success page (carried in the poll's URL), and how long ago."""
+    now = int(time.time())
+    raw = request.args.get("started", "")
+    started = int(raw) if raw.isdigit() and now - 3600 < int(raw) <= now else now
+    return started, now - started
+
+
+@bp.get("/checkout/success")
+def checkout_success():
+    started, waited = _waited()
+    state = checkouts.payment_state(_cart_token(), request.args.get("session_id"), waited)
+    return _payment_status(state, started)
+
+
+@bp.get("/checkout/status")
+def checkout_status():
+    started, waited = _waited()
+    state = checkouts.payment_state(_cart_token(), request.args.get("session_id"), waited)
+    return _payment_status(state, started)
+
+
+def _payment_status(state, started: int):
+    status = 404 if state.kind == "not_found" else 200
+    if status == 200 and state.final and htmx.wants_fragment():
+        status = htmx.STOP_POLLING
+    return htmx.render(
+        "shop/success.html", "_partials/payment_status.html", status=status,
+        state=state, session_id=request.args.get("session_id", ""), started=started,
+    )
+
+
+@bp.get("/orders/<token>")
+def order(token: str):
+    found = checkouts.order_by_token(token)
+    if found is None:
+        abort(404)
+    return render_template("shop/order.html", order=found)

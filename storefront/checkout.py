@@ -1,0 +1,491 @@
+"""Turn a held cart into a Stripe Checkout Session (or, when it costs nothing, an order).
+
+The flow (DESIGN.md "Checkout"):
+
+1. In one durable transaction: lock the buyer's live cart, read its lines, validate
+   the attendee names, and record a ``PaymentAttempt`` (status ``creating``) with the
+   idempotency key, the lines, the amount and the session's ``expires_at``. It is
+   written *before* Stripe is asked, so an app that dies after Stripe accepted the
+   session but before our next commit leaves a row that reconciliation can match.
+2. Ask Stripe (through the gateway) for the session, with that key: a retry after an
+   error or a crash sends the same request and gets the same session back.
+3. In a second transaction: the attempt becomes ``open`` with the session's id and
+   url; the cart becomes ``checking_out`` and its hold is extended to the session's
+   expiry.
+
+A cart in ``checking_out`` still holds its tickets. A buyer who comes back from
+Stripe and changes the cart first closes the session at Stripe
+(``return_to_cart``), so no payment can arrive for contents that no longer exist.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from . import cart as carts
+from . import fulfilment
+from .database import write_transaction
+from .errors import (
+    AttendeeNameMissing,
+    CartLapsed,
+    InvalidEmail,
+    NothingToPay,
+    PaymentAlreadyMade,
+    PaymentServiceUnavailable,
+)
+from .extensions import db
+from .models import AttemptStatus, Cart, CartItem, CartStatus, PaymentAttempt, utcnow
+from .payments import gateway as gw
+
+log = logging.getLogger(__name__)
+
+# Stripe's minimum session lifetime is 30 minutes from its own clock at creation; the
+# extra minute keeps a retry of the same request (same expires_at) valid for a while.
+SESSION_LIFETIME = timedelta(minutes=30)
+SESSION_SLACK = timedelta(minutes=1)
+# A retry may reuse a recorded expires_at only while this much of it is left.
+MIN_REUSABLE = SESSION_LIFETIME + timedelta(seconds=5)
+
+NAME_MAX = 100
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class CheckoutStarted:
+    """Where the buyer goes next: Stripe's page (``url``), or their free order."""
+
+    url: str | None = None
+    order_token: str | None = None
+
+
+def valid_email(raw: str | None) -> str:
+    email = (raw or "").strip()
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise InvalidEmail()
+    return email
+
+
+def valid_names(names: list[tuple[str, str]], count: int) -> list[list[str]]:
+    """One (first, last) pair per ticket, each present and at most NAME_MAX long."""
+    cleaned = []
+    for position in range(1, count + 1):
+        first, last = names[position - 1] if position <= len(names) else ("", "")
+        first, last = (first or "").strip(), (last or "").strip()
+        if not first or not last or len(first) > NAME_MAX or len(last) > NAME_MAX:
+            raise AttendeeNameMissing(position)
+        cleaned.append([first, last])
+    return cleaned
+
+
+def _lines(items: list[CartItem], names: list[list[str]]) -> list[dict]:
+    lines, taken = [], 0
+    for item in items:
+        lines.append({
+            "ticket_type_id": item.ticket_type_id,
+            "name": item.ticket_type.name,
+            "quantity": item.quantity,
+            "unit_price_cents": item.ticket_type.price_cents,
+            "attendees": names[taken:taken + item.quantity],
+        })
+        taken += item.quantity
+    return lines
+
+
+def _digest(cart_id: int, lines: list[dict], email: str, currency: str) -> str:
+    """What Stripe is asked to charge for, as a short hash: the idempotency key's heart."""
+    content = [cart_id, currency, email, [(l["ticket_type_id"], l["quantity"], l["unit_price_cents"]) for l in lines]]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:24]
+
+
+def start_checkout(
+    token: str | None,
+    email: str | None,
+    names: list[tuple[str, str]],
+    *,
+    success_url: str,
+    cancel_url: str,
+    now: datetime | None = None,
+) -> CheckoutStarted:
+    """Send the buyer's held cart to payment. See the module docstring.
+
+    Raises ``CartLapsed``/``NothingToPay`` for a cart that cannot be
+    paid, ``InvalidEmail``/``AttendeeNameMissing`` for bad input (nothing changes),
+    ``PaymentServiceUnavailable`` when Stripe fails (the cart stays held; a retry
+    works).
+    """
+    email = valid_email(email)
+    try:
+        return _start(token, email, names, success_url, cancel_url, now or utcnow())
+    except _OtherSessionOpen:
+        # The buyer came back from Stripe and checks out other contents (another
+        # email): that session is closed at Stripe before a new one is made.
+        return_to_cart(token)
+    return _start(token, email, names, success_url, cancel_url, utcnow())
+
+
+class _OtherSessionOpen(Exception):
+    pass
+
+
+def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted:
+    with write_transaction():
+        cart = _lock_payable_cart(token, now)
+        items = carts.items_of(cart.id)
+        if not items:
+            raise NothingToPay()
+        count = sum(item.quantity for item in items)
+        lines = _lines(items, valid_names(names, count))
+        total = sum(l["quantity"] * l["unit_price_cents"] for l in lines)
+        currency = items[0].ticket_type.event.currency
+        if total == 0:
+            order = fulfilment.create_free_order(cart, items, lines, email, now)
+            return CheckoutStarted(order_token=order.access_token)
+        digest = _digest(cart.id, lines, email, currency)
+        attempt = _reusable_attempt(cart.id, digest, now)
+        if attempt is not None and attempt.status == AttemptStatus.OPEN.value:
+            attempt.lines = json.dumps(lines)  # the names may have changed; Stripe never sees them
+            attempt.updated_at = now
+            return CheckoutStarted(url=attempt.checkout_url)
+        if attempt is None:
+            attempt = PaymentAttempt(
+                cart_id=cart.id, idempotency_key=f"checkout-cart{cart.id}-{digest}-{secrets.token_hex(4)}",
+                lines=json.dumps(lines), buyer_email=email, amount_cents=total, currency=currency,
+                status=AttemptStatus.CREATING.value, session_expires_at=now + SESSION_LIFETIME + SESSION_SLACK,
+                created_at=now, updated_at=now,
+            )
+            db.session.add(attempt)
+        else:
+            attempt.lines = json.dumps(lines)
+        db.session.flush()
+        attempt_id, cart_id, key = attempt.id, cart.id, attempt.idempotency_key
+        params = _session_params(attempt, lines, success_url, cancel_url)
+    return _create_session(attempt_id, cart_id, key, params)
+
+
+def _lock_payable_cart(token: str | None, now: datetime) -> Cart:
+    if token:
+        locked = db.session.execute(
+            update(Cart)
+            .where(Cart.token == token, Cart.status.in_(_HOLDING), Cart.expires_at > now)
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if locked == 1:
+            return db.session.execute(select(Cart).where(Cart.token == token)).scalar_one()
+        status = db.session.execute(select(Cart.status).where(Cart.token == token)).scalar_one_or_none()
+        if status in (*_HOLDING, CartStatus.EXPIRED.value):
+            raise CartLapsed()
+    raise NothingToPay()
+
+
+_HOLDING = (CartStatus.ACTIVE.value, CartStatus.CHECKING_OUT.value)
+_LIVE_ATTEMPT = (AttemptStatus.CREATING.value, AttemptStatus.OPEN.value)
+
+
+def _reusable_attempt(cart_id: int, digest: str, now: datetime) -> PaymentAttempt | None:
+    """The cart's attempt for these very contents that a retry can reuse: an open
+    session, or one whose creation failed and whose expires_at is still far enough.
+    Any other live attempt of the cart is given up here (it asked for other contents,
+    or its time is too short for Stripe)."""
+    found = None
+    for attempt in db.session.execute(
+        select(PaymentAttempt).where(PaymentAttempt.cart_id == cart_id, PaymentAttempt.status.in_(_LIVE_ATTEMPT))
+    ).scalars():
+        same = f"-{digest}-" in attempt.idempotency_key
+        if same and attempt.status == AttemptStatus.OPEN.value and attempt.session_expires_at > now:
+            found = attempt
+        elif same and attempt.status == AttemptStatus.CREATING.value and attempt.session_expires_at - now >= MIN_REUSABLE:
+            found = attempt
+        elif attempt.status == AttemptStatus.OPEN.value:
+            raise _OtherSessionOpen()
+        elif attempt.status == AttemptStatus.CREATING.value:
+            # Never confirmed by Stripe (if Stripe made it anyway, nobody has its url
+            # and it expires by itself; reconciliation lists it).
+            attempt.status = AttemptStatus.FAILED.value
+            attempt.updated_at = now
+            log.info("attempt %s abandoned (cart %s): superseded before Stripe confirmed it", attempt.id, cart_id)
+    return found
+
+
+def _session_params(attempt: PaymentAttempt, lines: list[dict], success_url: str, cancel_url: str) -> dict:
+    # The attempt's key is unique for ever (ids may be reused by another database);
+    # reconciliation and payment-failure events find the attempt by it.
+    names = {"cart_id": str(attempt.cart_id), "attempt_id": str(attempt.id), "attempt_key": attempt.idempotency_key}
+    return {
+        "mode": "payment",
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": attempt.currency.lower(),
+                    "unit_amount": l["unit_price_cents"],
+                    "product_data": {"name": l["name"]},
+                },
+                "quantity": l["quantity"],
+            }
+            for l in lines
+        ],
+        "customer_email": attempt.buyer_email,
+        "client_reference_id": f"cart-{attempt.cart_id}",
+        "metadata": names,
+        "payment_intent_data": {"metadata": names},
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "expires_at": int(attempt.session_expires_at.timestamp()),
+    }
+
+
+def _create_session(attempt_id: int, cart_id: int, key: str, params: dict) -> CheckoutStarted:
+    try:
+        session = gw.get_gateway().create_checkout_session(params, idempotency_key=key)
+    except gw.StripeError as error:
+        _record_creation_error(attempt_id, error)
+        log.warning("attempt %s (cart %s): Stripe refused or failed: %s", attempt_id, cart_id, type(error).__name__)
+        raise PaymentServiceUnavailable() from error
+    now = utcnow()
+    with write_transaction():
+        attempt = db.session.get(PaymentAttempt, attempt_id)
+        attempt.stripe_checkout_session_id = session.id
+        attempt.checkout_url = session.url
+        attempt.status = AttemptStatus.OPEN.value
+        attempt.raw = json.dumps(session.to_dict())
+        attempt.error_type = attempt.error_code = attempt.error_message = None
+        attempt.updated_at = now
+        expires_at = datetime.fromtimestamp(session.expires_at, tz=now.tzinfo)
+        moved = db.session.execute(
+            update(Cart)
+            .where(Cart.id == cart_id, Cart.status.in_(_HOLDING), Cart.expires_at > now)
+            .values(status=CartStatus.CHECKING_OUT.value, expires_at=expires_at, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:
+            attempt.status = AttemptStatus.EXPIRED.value
+    if moved != 1:
+        # The hold lapsed while Stripe answered: nobody may pay for it now.
+        _close_at_stripe(session.id)
+        raise CartLapsed()
+    log.info("cart %s checking out: attempt %s, session %s", cart_id, attempt_id, session.id)
+    return CheckoutStarted(url=session.url)
+
+
+def _record_creation_error(attempt_id: int, error: Exception) -> None:
+    with write_transaction():
+        attempt = db.session.get(PaymentAttempt, attempt_id)
+        _put_error(attempt, error)
+        # Refused outright (bad request, key reused with other parameters): a new
+        # attempt is needed. Failed in transit or on Stripe's side: the same request
+        # may be retried with the same key.
+        if isinstance(error, (gw.InvalidRequestError, gw.IdempotencyError, gw.AuthenticationError)):
+            attempt.status = AttemptStatus.FAILED.value
+        attempt.updated_at = utcnow()
+
+
+def _put_error(attempt: PaymentAttempt, error: Exception) -> None:
+    obj = getattr(error, "error", None)
+    attempt.error_type = (getattr(obj, "type", None) if obj is not None else None) or type(error).__name__
+    attempt.error_code = getattr(error, "code", None)
+    attempt.decline_code = getattr(obj, "decline_code", None) if obj is not None else None
+    attempt.error_message = (getattr(obj, "message", None) if obj is not None else None) or str(error)[:1000]
+
+
+# --- closing a checkout ------------------------------------------------------------------
+
+
+def _close_at_stripe(session_id: str) -> str:
+    """Make sure nobody can still pay in this session. Returns ``expired`` (it can no
+    longer be paid), ``paid``, or ``processing`` (completed, a bank debit settling).
+    Raises ``PaymentServiceUnavailable`` when Stripe cannot tell."""
+    gateway = gw.get_gateway()
+    try:
+        gateway.expire_checkout_session(session_id)
+        return "expired"
+    except gw.InvalidRequestError:
+        pass  # not open any more: see what it became
+    except gw.StripeError as error:
+        raise PaymentServiceUnavailable() from error
+    try:
+        session = gateway.retrieve_checkout_session(session_id)
+    except gw.StripeError as error:
+        raise PaymentServiceUnavailable() from error
+    if session.status == "complete":
+        return "paid" if session.payment_status == "paid" else "processing"
+    return "expired"
+
+
+def _close_cart_sessions(cart_id: int, now: datetime, source: str) -> dict[str, str]:
+    """Close the cart's open Checkout Sessions at Stripe; returns each one's outcome
+    (``_close_at_stripe``). A session found paid (or settling) is fulfilled.
+
+    The attempts are marked expired *before* Stripe is asked: Stripe's
+    ``checkout.session.expired`` event may arrive before this returns, and must then
+    find the attempt ended and leave the cart to us. If Stripe cannot be reached, the
+    attempts are reopened and ``PaymentServiceUnavailable`` is raised."""
+    with write_transaction():
+        carts.lock_cart_row(cart_id, now)
+        open_ = db.session.execute(
+            select(PaymentAttempt.id, PaymentAttempt.stripe_checkout_session_id).where(
+                PaymentAttempt.cart_id == cart_id,
+                PaymentAttempt.status == AttemptStatus.OPEN.value,
+                PaymentAttempt.stripe_checkout_session_id.is_not(None),
+            )
+        ).all()
+        _set_status([a for a, _ in open_], AttemptStatus.EXPIRED, now)
+    outcomes: dict[str, str] = {}
+    try:
+        for _, session_id in open_:
+            outcomes[session_id] = _close_at_stripe(session_id)
+    except PaymentServiceUnavailable:
+        with write_transaction():
+            _set_status([a for a, s in open_ if s not in outcomes], AttemptStatus.OPEN, now)
+        raise
+    paid = [a for a, s in open_ if outcomes[s] != "expired"]
+    if paid:
+        with write_transaction():
+            _set_status(paid, AttemptStatus.OPEN, now)  # fulfil takes it from here
+        for _, session_id in open_:
+            if outcomes[session_id] != "expired":
+                fulfilment.fulfil(session_id, source=source)
+    return outcomes
+
+
+def _set_status(attempt_ids: list[int], status: AttemptStatus, now: datetime) -> None:
+    if attempt_ids:
+        db.session.execute(
+            update(PaymentAttempt).where(PaymentAttempt.id.in_(attempt_ids))
+            .values(status=status.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def return_to_cart(token: str | None, now: datetime | None = None) -> None:
+    """The buyer came back from Stripe and wants to change the cart: expire its open
+    session at Stripe first, then make the cart active again (still held until its
+    expiry; released if that passed). Raises ``PaymentAlreadyMade`` if the buyer paid,
+    ``PaymentServiceUnavailable`` if Stripe cannot be asked (nothing changes)."""
+    if not token:
+        return
+    cart = db.session.execute(select(Cart).where(Cart.token == token)).scalar_one_or_none()
+    if cart is None or cart.status != CartStatus.CHECKING_OUT.value:
+        return
+    cart_id = cart.id
+    now = now or utcnow()
+    outcomes = _close_cart_sessions(cart_id, now, "return-to-cart")
+    if any(outcome != "expired" for outcome in outcomes.values()):
+        raise PaymentAlreadyMade()
+    with write_transaction():
+        carts.lock_cart_row(cart_id, now)
+        reopened = db.session.execute(
+            update(Cart)
+            .where(Cart.id == cart_id, Cart.status == CartStatus.CHECKING_OUT.value, Cart.expires_at > now)
+            .values(status=CartStatus.ACTIVE.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not reopened:
+            carts.release_checking_out(cart_id, now)
+    log.info("cart %s back from checkout (%s)", cart_id, "held" if reopened else "released: its time ran out")
+
+
+def expire_lapsed_checkouts(now: datetime | None = None, limit: int = 200) -> int:
+    """The sweep's part for carts being paid for whose hold lapsed: expire their open
+    session at Stripe (so no payment can start late), then release the hold; if the
+    buyer did pay, fulfil instead. Returns how many carts were released. Carts whose
+    session Stripe cannot close right now are left for the next sweep (their session
+    expires at Stripe by itself, and its webhook releases them)."""
+    now = now or utcnow()
+    cart_ids = list(db.session.execute(
+        select(Cart.id).where(Cart.status == CartStatus.CHECKING_OUT.value, Cart.expires_at <= now)
+        .order_by(Cart.expires_at).limit(limit)
+    ).scalars())
+    released = 0
+    for cart_id in cart_ids:
+        try:
+            _close_cart_sessions(cart_id, now, "sweep")
+        except PaymentServiceUnavailable:
+            log.warning("sweep: cart %s left held: Stripe could not close its session now", cart_id)
+            continue
+        with write_transaction():
+            carts.lock_cart_row(cart_id, now)
+            # Attempts whose creation never got an answer end with the hold.
+            db.session.execute(
+                update(PaymentAttempt)
+                .where(PaymentAttempt.cart_id == cart_id, PaymentAttempt.status == AttemptStatus.CREATING.value)
+                .values(status=AttemptStatus.EXPIRED.value, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if carts.release_checking_out(cart_id, now):
+                released += 1
+                log.info("sweep: cart %s released, its checkout session expired", cart_id)
+    return released
+
+
+# --- what the success page shows ---------------------------------------------------------
+
+# The success page waits this long for the webhook before asking Stripe itself, and
+# stops polling after GIVE_UP (the confirmation then comes by mail).
+ASK_STRIPE_AFTER = 10
+GIVE_UP = 30
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """``order``, ``refunded``, ``failed``, ``processing``, ``waiting``, ``gave_up`` or ``not_found``."""
+
+    kind: str
+    order: object | None = None
+    final: bool = False
+
+
+def payment_state(cart_token: str | None, session_id: str | None, waited: float) -> PaymentState:
+    """Where the buyer's payment stands, for their own session only (the cart in their
+    cookie must be the session's). After ``ASK_STRIPE_AFTER`` seconds without an order,
+    asks Stripe and fulfils if paid (the webhook may be late or lost)."""
+    if not cart_token or not session_id:
+        return PaymentState("not_found", final=True)
+    attempt = db.session.execute(
+        select(PaymentAttempt).join(Cart, Cart.id == PaymentAttempt.cart_id)
+        .where(PaymentAttempt.stripe_checkout_session_id == session_id, Cart.token == cart_token)
+    ).scalar_one_or_none()
+    if attempt is None:
+        return PaymentState("not_found", final=True)
+    order = fulfilment.order_for_session(session_id)
+    if order is None and waited >= ASK_STRIPE_AFTER and attempt.status not in _ENDED:
+        try:
+            fulfilment.fulfil(session_id, source="success-page")
+        except gw.StripeError:
+            log.warning("success page: Stripe did not answer about %s; waiting on", session_id)
+        db.session.rollback()
+        attempt = db.session.get(PaymentAttempt, attempt.id)
+        order = fulfilment.order_for_session(session_id)
+    if order is not None:
+        return PaymentState("order", order=order, final=True)
+    if attempt.status in (AttemptStatus.REFUNDING.value, AttemptStatus.REFUNDED.value):
+        return PaymentState("refunded", final=True)
+    if attempt.status in (AttemptStatus.FAILED.value, AttemptStatus.EXPIRED.value):
+        return PaymentState("failed", final=True)
+    if attempt.status == AttemptStatus.PROCESSING.value:
+        return PaymentState("processing", final=waited >= GIVE_UP)
+    if waited >= GIVE_UP:
+        return PaymentState("gave_up", final=True)
+    return PaymentState("waiting")
+
+
+_ENDED = (AttemptStatus.FAILED.value, AttemptStatus.EXPIRED.value, AttemptStatus.REFUNDED.value)
+
+
+def order_by_token(access_token: str):
+    from sqlalchemy.orm import selectinload
+
+    from .models import Order, Ticket
+
+    if not access_token or len(access_token) > 64:
+        return None
+    return db.session.execute(
+        select(Order).where(Order.access_token == access_token)
+        .options(selectinload(Order.tickets).selectinload(Ticket.ticket_type), selectinload(Order.event))
+    ).scalar_one_or_none()

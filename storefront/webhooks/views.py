@@ -1,0 +1,31 @@
+"""The webhook endpoint: verify, then hand over to ``storefront.stripe_events``.
+
+400 for a bad or stale signature (nothing stored); 200 once the event is stored and
+handled (or was a duplicate); any failure in between propagates to the 500 handler,
+so Stripe delivers the event again.
+"""
+from __future__ import annotations
+
+from flask import current_app, request
+
+from .. import stripe_events
+from ..extensions import csrf
+from ..payments import gateway as gw
+from . import bp
+
+
+@bp.post("/webhooks/stripe")
+@csrf.exempt
+def stripe_webhook():
+    payload = request.get_data()
+    try:
+        event = gw.get_gateway().construct_event(payload, request.headers.get("Stripe-Signature"))
+    except (gw.SignatureVerificationError, ValueError) as error:
+        current_app.logger.warning("stripe webhook refused: %s", type(error).__name__)
+        return {"error": "invalid signature"}, 400
+    try:
+        outcome = stripe_events.record_and_handle(event, payload)
+    except Exception:
+        # Logged and recorded on the event by record_and_handle; 500 makes Stripe retry.
+        return {"error": "internal error, please retry"}, 500
+    return {"received": True, "outcome": outcome}, 200

@@ -1,0 +1,242 @@
+"""Shared by the checkout tests: the storefront wired to the sandbox process, served
+over real HTTP so the sandbox's signed webhooks reach ``/webhooks/stripe``; a buyer
+going through the shop with the test client; and the promise checks.
+
+The storefront runs on SQLite and on PostgreSQL (the ``backend`` fixture); Stripe is
+the sandbox process (``sandbox``), reached through the real ``stripe`` library.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+
+import pytest
+import stripe
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from storefront.extensions import db
+from storefront.models import (
+    AttemptStatus,
+    WebhookEvent,
+    Cart,
+    CartItem,
+    CartStatus,
+    Event,
+    Order,
+    PaymentAttempt,
+    Ticket,
+    TicketType,
+    utcnow,
+)
+from storefront.payments import gateway as gw
+
+from .conftest import backend_url, clean, make_app
+from .sandbox_support import TEST_KEY, WEBHOOK_SECRET, wait_until
+
+CARD_OK = "4242424242424242"
+CARD_DECLINED = "4000000000000002"
+CARD_3DS = "4000002500003155"
+IBAN_OK = "DE89370400440532013000"
+IBAN_FAILS = "DE62370400440532013001"
+
+
+class LiveServer:
+    """The storefront on a free loopback port (werkzeug, threaded), so the sandbox
+    process can deliver webhooks to it over HTTP."""
+
+    def __init__(self, app) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="storefront-live", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        self.server.server_close()
+
+
+def shop_app_for(database_urls, backend, sandbox, **overrides):
+    return make_app(
+        backend_url(database_urls, backend),
+        STRIPE_SECRET_KEY=TEST_KEY,
+        STRIPE_API_BASE=sandbox.base,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        **overrides,
+    )
+
+
+@pytest.fixture
+def shop(database_urls, backend, sandbox, request):
+    """The storefront app against the sandbox process, its webhook endpoint registered
+    with the sandbox for this test only; faults armed by the test are cleared after."""
+    marker = request.node.get_closest_marker("app_config")
+    app = shop_app_for(database_urls, backend, sandbox, **(marker.kwargs if marker else {}))
+    clean(app)
+    live = LiveServer(app)
+    url = live.base + "/webhooks/stripe"
+    sandbox.control("POST", "/_sandbox/endpoints", {"url": url})
+    try:
+        with app.app_context():
+            app.live_url = live.base
+            yield app
+            db.session.remove()
+    finally:
+        sandbox.control("DELETE", "/_sandbox/endpoints", {"url": url})
+        sandbox.control("DELETE", "/_sandbox/faults")
+        live.close()
+        clean(app)
+
+
+def add(client, event, quantities: dict):
+    data = {f"quantity-{tt_id}": str(n) for tt_id, n in quantities.items()}
+    response = client.post(f"/events/{event.slug}/cart", data=data)
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+
+
+def checkout_form(quantity: int, email: str = "ada@example.com") -> dict:
+    form = {"email": email}
+    for n in range(1, quantity + 1):
+        form[f"first-{n}"] = f"Ada{n}"
+        form[f"last-{n}"] = f"Lovelace{n}"
+    return form
+
+
+def start_checkout(client, quantity: int, **headers):
+    """POST /checkout; returns the response (303 to Stripe's page when it worked)."""
+    return client.post("/checkout", data=checkout_form(quantity), headers=headers)
+
+
+def session_id_of(response) -> str:
+    location = response.headers.get("HX-Redirect") or response.headers["Location"]
+    assert "/pay/cs_" in location, location
+    return location.rsplit("/", 1)[1]
+
+
+def buy_until_stripe(client, event, quantities: dict) -> str:
+    """Add to the cart, give names, press Pay: the Checkout Session's id."""
+    add(client, event, quantities)
+    response = start_checkout(client, sum(quantities.values()))
+    assert response.status_code == 303, response.get_data(as_text=True)[:800]
+    return session_id_of(response)
+
+
+def fresh(model, **where):
+    db.session.rollback()
+    return db.session.execute(select(model).filter_by(**where)).scalars().all()
+
+
+def order_of(session_id: str) -> Order | None:
+    db.session.rollback()
+    return db.session.execute(select(Order).where(Order.stripe_checkout_session_id == session_id)).scalar_one_or_none()
+
+
+def attempt_of(session_id: str) -> PaymentAttempt | None:
+    db.session.rollback()
+    return db.session.execute(
+        select(PaymentAttempt).where(PaymentAttempt.stripe_checkout_session_id == session_id)
+    ).scalar_one_or_none()
+
+
+def wait_for_order(session_id: str, timeout: float = 15) -> Order:
+    return wait_until(lambda: order_of(session_id), timeout=timeout, what=f"the order of {session_id}")
+
+
+def webhook_outcomes(session_or_pi_ids: set[str]) -> list[tuple[str, str | None]]:
+    from storefront.models import WebhookEvent
+
+    db.session.rollback()
+    out = []
+    for event in db.session.execute(select(WebhookEvent).order_by(WebhookEvent.id)).scalars():
+        obj = json.loads(event.payload)["data"]["object"]
+        if obj.get("id") in session_or_pi_ids or obj.get("payment_intent") in session_or_pi_ids:
+            out.append((event.type, event.outcome))
+    return out
+
+
+def assert_promises() -> None:
+    """The promises, checked on the database and at Stripe (the sandbox):
+
+    1. never oversell: per ticket type and event, sold + held <= capacity; sold equals
+       the valid tickets; held equals what holding carts hold;
+    2. every paid session of ours has exactly one order or exactly one refund;
+    3. no order without a paid session.
+    """
+    db.session.rollback()
+    gateway = gw.get_gateway()
+    for tt in db.session.execute(select(TicketType)).scalars():
+        assert tt.sold + tt.held <= tt.capacity, (tt.name, tt.sold, tt.held, tt.capacity)
+        tickets = db.session.execute(
+            select(func.count(Ticket.id)).where(Ticket.ticket_type_id == tt.id, Ticket.status == "valid")
+        ).scalar_one()
+        assert tt.sold == tickets, (tt.name, tt.sold, tickets)
+        holding = db.session.execute(
+            select(func.coalesce(func.sum(CartItem.quantity), 0)).join(Cart, Cart.id == CartItem.cart_id)
+            .where(CartItem.ticket_type_id == tt.id,
+                   Cart.status.in_([CartStatus.ACTIVE.value, CartStatus.CHECKING_OUT.value]))
+        ).scalar_one()
+        assert tt.held == holding, (tt.name, tt.held, holding)
+    for ev in db.session.execute(select(Event)).scalars():
+        assert ev.capacity is None or ev.sold + ev.held <= ev.capacity
+        assert ev.sold == sum(tt.sold for tt in ev.ticket_types)
+    attempts = db.session.execute(
+        select(PaymentAttempt).where(PaymentAttempt.stripe_checkout_session_id.is_not(None))
+    ).scalars().all()
+    orders = Counter(db.session.execute(
+        select(Order.stripe_checkout_session_id).where(Order.stripe_checkout_session_id.is_not(None))
+    ).scalars())
+    assert all(n == 1 for n in orders.values()), orders
+    for attempt in attempts:
+        session = gateway.retrieve_checkout_session(attempt.stripe_checkout_session_id)
+        paid = session.payment_status == "paid"
+        refunds = []
+        if session.payment_intent:
+            refunds = list(gateway.list_refunds(payment_intent=session.payment_intent).auto_paging_iter())
+        has_order = orders.get(session.id, 0) == 1
+        if paid:
+            assert has_order != bool(refunds), (session.id, has_order, len(refunds))
+            assert len(refunds) <= 1
+            if refunds:
+                assert attempt.status == AttemptStatus.REFUNDED.value and attempt.stripe_refund_id == refunds[0].id
+        else:
+            assert not has_order, f"order without a paid session: {session.id}"
+
+
+def stripe_event(type_: str, object_id: str):
+    """The event Stripe made about ``object_id`` (listed through the API, as reconciliation would)."""
+    def find():
+        for event in gw.get_gateway().list_events(type=type_, limit=100).auto_paging_iter():
+            if event.data.object.id == object_id:
+                return event
+        return None
+    return wait_until(find, what=f"{type_} for {object_id}")
+
+
+def signed(event, *, secret=WEBHOOK_SECRET, timestamp=None) -> tuple[bytes, dict]:
+    payload = json.dumps(event.to_dict() if hasattr(event, "to_dict") else event)
+    header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=timestamp)
+    return payload.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+def deliver(client, event, **kwargs):
+    payload, headers = signed(event, **kwargs)
+    return client.post("/webhooks/stripe", data=payload, headers=headers)
+
+
+def stored_events(event_id: str | None = None) -> int:
+    """How many webhook events are stored (of this id, if given)."""
+    db.session.rollback()
+    query = select(func.count(WebhookEvent.id))
+    if event_id is not None:
+        query = query.where(WebhookEvent.stripe_event_id == event_id)
+    return db.session.execute(query).scalar_one()
+
+
+def drop_completed(sandbox, count: int = 1):
+    sandbox.control("POST", "/_sandbox/faults", {"kind": "drop", "count": count, "event_type": "checkout.session.completed"})
+
+
