@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import purchase
 from lean_http import Connection, HTTPError, Response
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +57,6 @@ DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/storefront_bench"
 FORBIDDEN_DBS = ("storefront_test", "storefront_conc", "storefront_browser", "postgres", "template0", "template1")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SLUG = "flash-sale"
-MARK_BEGIN = "<!-- results:begin -->"
-MARK_END = "<!-- results:end -->"
 
 CSRF_RE = re.compile(rb'name="csrf_token" value="([^"]+)"')
 QTY_RE = re.compile(rb'name="quantity-(\d+)"')
@@ -263,7 +262,9 @@ def recreate_database(db_url: str, capacity: int) -> int:
     return tt_id
 
 
-def verify(db_url: str, tt_id: int, capacity: int, successes: int, quantity: int) -> dict:
+def verify(db_url: str, tt_id: int, capacity: int, successes: int, quantity: int, sold_ok: bool = False) -> dict:
+    """The stock promises after the rush. With ``sold_ok`` (--purchase) paid tickets
+    are sold, and carts being paid for (checking_out) still hold theirs."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(sqlalchemy_url(db_url))
@@ -271,28 +272,29 @@ def verify(db_url: str, tt_id: int, capacity: int, successes: int, quantity: int
         held, sold, cap = conn.execute(
             text("SELECT held, sold, capacity FROM ticket_types WHERE id = :id"), {"id": tt_id}
         ).one()
-        in_active_carts = conn.execute(
+        in_holding_carts = conn.execute(
             text(
                 "SELECT coalesce(sum(ci.quantity), 0) FROM cart_items ci JOIN carts c ON c.id = ci.cart_id"
-                " WHERE c.status = 'active' AND ci.ticket_type_id = :id"
+                " WHERE c.status IN ('active', 'checking_out') AND ci.ticket_type_id = :id"
             ),
             {"id": tt_id},
         ).scalar_one()
-        active_carts = conn.execute(text("SELECT count(*) FROM carts WHERE status = 'active'")).scalar_one()
+        holding_carts = conn.execute(
+            text("SELECT count(*) FROM carts WHERE status IN ('active', 'checking_out')")).scalar_one()
         all_carts = conn.execute(text("SELECT count(*) FROM carts")).scalar_one()
     engine.dispose()
     oversell = max(0, successes * quantity - capacity)
     checks = {
-        "held == C": held == capacity,
+        ("held + sold == C" if sold_ok else "held == C"): held + sold == capacity and (sold_ok or sold == 0),
         "sold + held <= capacity (database)": sold + held <= cap,
-        "sum(cart_items of active carts) == held": in_active_carts == held,
+        "sum(cart_items of holding carts) == held": in_holding_carts == held,
         "successful adds == C": successes * quantity == capacity,
         "oversell == 0": oversell == 0,
-        "one cart per successful buyer": active_carts == successes == all_carts,
+        "one cart per successful buyer": all_carts == successes and (sold_ok or holding_carts == successes),
     }
     return {
-        "held": held, "sold": sold, "capacity": cap, "in_active_carts": in_active_carts,
-        "active_carts": active_carts, "all_carts": all_carts, "oversell": oversell, "checks": checks,
+        "held": held, "sold": sold, "capacity": cap, "in_active_carts": in_holding_carts,
+        "active_carts": holding_carts, "all_carts": all_carts, "oversell": oversell, "checks": checks,
     }
 
 
@@ -322,7 +324,7 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
-def start_gunicorn(args, db_url: str, secret: str) -> Server:
+def start_gunicorn(args, db_url: str, secret: str, extra_env: dict[str, str] | None = None) -> Server:
     out = BENCH / "out"
     out.mkdir(exist_ok=True)
     log = out / f"gunicorn-{args.port}.log"
@@ -334,6 +336,7 @@ def start_gunicorn(args, db_url: str, secret: str) -> Server:
         DB_POOL_SIZE=str(args.pool_size),
         PYTHONDONTWRITEBYTECODE="0",
     )
+    env.update(extra_env or {})
     env.pop("GUNICORN_CMD_ARGS", None)
     cmd = [
         str(VENV_BIN / "gunicorn"), "-c", str(args.gunicorn_conf), "--bind", f"127.0.0.1:{args.port}",
@@ -380,6 +383,7 @@ class LoadResult:
     page_sold_out: int = 0  # event pages that showed no quantity field any more
     errors: list[str] = field(default_factory=list)
     client_cpu_s: float = 0.0
+    purchase: purchase.PurchaseStats = field(default_factory=purchase.PurchaseStats)
 
     def ms(self, kind: str, status: int | None = None) -> list[float]:
         return [s.ms for s in self.samples if s.kind == kind and (status is None or s.status == status)]
@@ -406,7 +410,8 @@ class Jar:
         return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
 
 
-async def one_buyer(conn: Connection, base: str, tt_id: int, quantity: int, result: LoadResult) -> None:
+async def one_buyer(conn: Connection, base: str, tt_id: int, quantity: int, result: LoadResult,
+                    buyer: int = 0, pay_conn: Connection | None = None) -> None:
     jar = Jar()
     t0 = time.perf_counter()
     r = await conn.request("GET", f"/events/{SLUG}", jar.header())
@@ -435,6 +440,10 @@ async def one_buyer(conn: Connection, base: str, tt_id: int, quantity: int, resu
         if b'id="cart"' not in r.body or b"cart-line" not in r.body:
             result.errors.append("200 without the cart fragment holding a line")
         result.held += 1
+        if pay_conn is not None:  # --purchase: on to Stripe
+            result.buyers_done += 1
+            await purchase.buy(conn, pay_conn, jar, csrf, buyer, result.purchase)
+            return
     elif r.status == 409:
         if b"notice-error" not in r.body:
             result.errors.append("409 without an error message in the fragment")
@@ -444,7 +453,8 @@ async def one_buyer(conn: Connection, base: str, tt_id: int, quantity: int, resu
     result.buyers_done += 1
 
 
-async def flash_sale(base: str, tt_id: int, buyers: int, connections: int, quantity: int, limit_s: float, rate: float | None) -> LoadResult:
+async def flash_sale(base: str, tt_id: int, buyers: int, connections: int, quantity: int, limit_s: float,
+                     rate: float | None, pay_base: str | None = None) -> LoadResult:
     result = LoadResult()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(buyers):
@@ -454,6 +464,7 @@ async def flash_sale(base: str, tt_id: int, buyers: int, connections: int, quant
 
     async def runner():
         conn = Connection(host, port)
+        pay_conn = Connection(urlsplit(pay_base).hostname, urlsplit(pay_base).port) if pay_base else None
         try:
             while True:
                 try:
@@ -465,12 +476,16 @@ async def flash_sale(base: str, tt_id: int, buyers: int, connections: int, quant
                     if delay > 0:
                         await asyncio.sleep(delay)
                 try:
-                    await one_buyer(conn, base, tt_id, quantity, result)
+                    await one_buyer(conn, base, tt_id, quantity, result, i, pay_conn)
                 except (HTTPError, OSError, asyncio.TimeoutError) as error:
                     result.errors.append(f"{type(error).__name__}: {error}")
                     await conn.close()
+                    if pay_conn is not None:
+                        await pay_conn.close()
         finally:
             await conn.close()
+            if pay_conn is not None:
+                await pay_conn.close()
 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     tasks = [asyncio.create_task(runner()) for _ in range(connections)]
@@ -553,13 +568,25 @@ async def warm_up(base: str, requests: int) -> None:
 def run_once(args, connections: int, db_url: str) -> dict:
     print(f"\n=== {connections} connections: fresh database, {args.buyers} buyers, C = {args.capacity}", flush=True)
     tt_id = recreate_database(db_url, args.capacity)
-    server = start_gunicorn(args, db_url, secrets.token_hex(32))
+    sandbox = watcher = None
+    if args.purchase:
+        sandbox = purchase.SandboxServer(BENCH / "out", f"http://127.0.0.1:{args.port}/webhooks/stripe")
+    try:
+        server = start_gunicorn(args, db_url, secrets.token_hex(32), sandbox.storefront_env() if sandbox else None)
+    except BaseException:
+        if sandbox:
+            sandbox.stop()
+        raise
     try:
         workers = server.workers()
         asyncio.run(warm_up(server.base, 40 * len(workers)))
         busy_before = wait_until_quiet(args.quiet_wait) if args.quiet_wait > 0 else "not checked"
+        if sandbox:
+            watcher = purchase.OrderWatcher(sqlalchemy_url(db_url))
+            watcher.start()
         srv0, pg0, (busy0, all0) = cpu_by_pid(workers), cpu_by_pid(postgres_pids()), machine_cpu()
-        load = asyncio.run(flash_sale(server.base, tt_id, args.buyers, connections, args.quantity, args.max_seconds, args.rate))
+        load = asyncio.run(flash_sale(server.base, tt_id, args.buyers, connections, args.quantity, args.max_seconds,
+                                      args.rate, sandbox.base if sandbox else None))
         srv_cpu = cpu_since(srv0, server.workers())
         pg_cpu = cpu_since(pg0, postgres_pids())
         busy1, all1 = machine_cpu()
@@ -569,7 +596,23 @@ def run_once(args, connections: int, db_url: str) -> dict:
         machine_busy = (busy1 - busy0) / max(1e-9, all1 - all0)
         print(f"  flash sale: {load.buyers_done} buyers in {load.wall_s:.2f} s, {load.held} held, "
               f"{load.sold_out} sold out, {len(load.errors)} errors", flush=True)
-        checks = verify(db_url, tt_id, args.capacity, load.held, args.quantity)
+        purchase_result = None
+        if sandbox:
+            # The last webhooks may still be on their way: wait (bounded) for every paid order.
+            watcher.wait_for(set(load.purchase.paid_at), timeout=60)
+            deadline = time.monotonic() + 30
+            while sandbox.undelivered() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            watcher.stop()
+            purchase_result = {
+                "purchase": purchase.summary(load.purchase, watcher.seen, sandbox.webhook_deliveries(), load.wall_s, pct),
+                "purchase_checks": purchase.verify(sqlalchemy_url(db_url), tt_id, args.capacity, load.purchase),
+                "purchase_errors": load.purchase.errors,
+            }
+            s = purchase_result["purchase"]
+            print(f"  purchase: {s['paid']} paid, {s['declined']} declined, {s['abandoned']} left; checkout p99 "
+                  f"{s['checkout_p99']:.0f} ms; payment -> order p99 {s['visible_p99']:.0f} ms", flush=True)
+        checks = verify(db_url, tt_id, args.capacity, load.held, args.quantity, sold_ok=bool(sandbox))
         if args.page_seconds > 0:
             if shutil.which("wrk") and not args.no_wrk:
                 page = page_only_wrk(server.base, connections, args.page_seconds, args.wrk_threads)
@@ -585,12 +628,16 @@ def run_once(args, connections: int, db_url: str) -> dict:
                   "pss_kb": pss_kb(server.proc.pid)}
     finally:
         server.stop()
+        if watcher is not None and watcher.is_alive():
+            watcher.stop()
+        if sandbox:
+            sandbox.stop()
     errors = load.errors[:]
     if any(w for w in read_proc(str(server.log)).splitlines() if "Traceback" in w or "[ERROR]" in w):
         errors.append(f"gunicorn logged errors, see {server.log}")
     return {"connections": connections, "busy_before": busy_before, "other_cpu_s": other_cpu,
             "machine_busy": machine_busy, "load": load, "checks": checks, "page": page, "memory": memory,
-            "master": master, "server_cpu_s": srv_cpu, "pg_cpu_s": pg_cpu, "errors": errors}
+            "master": master, "server_cpu_s": srv_cpu, "pg_cpu_s": pg_cpu, "errors": errors, **(purchase_result or {})}
 
 
 # --- report ------------------------------------------------------------------------------
@@ -715,17 +762,26 @@ def render_report(args, facts: dict, runs: list[dict]) -> tuple[str, bool, bool]
     for name, value, met in verdicts:
         lines.append(f"| {name} | {value} | {'met' if met else '**missed**'} |")
         targets_met &= met
+    purchase_runs = [run for run in runs if "purchase" in run]
+    if purchase_runs:
+        more, held, met = purchase.render(purchase_runs)
+        lines += [""] + more
+        ok &= held
+        targets_met &= met
     return "\n".join(lines) + "\n", ok, targets_met
 
 
-def write_report(path: Path, body: str) -> None:
-    block = f"{MARK_BEGIN}\n{body}{MARK_END}"
-    if path.exists() and MARK_BEGIN in (text := path.read_text()) and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        tail = rest.split(MARK_END, 1)[1]
-        path.write_text(head + block + tail)
+def write_report(path: Path, body: str, section: str = "results") -> None:
+    """Put ``body`` between the ``section`` markers of the report, keeping the rest;
+    append the section if the report has none yet."""
+    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
+    block = f"{begin}\n{body}{end}"
+    text = path.read_text() if path.exists() else "# Flash-sale benchmark report\n\nGenerated by `bench/flash_sale.py`.\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        path.write_text(head + block + rest.split(end, 1)[1])
     else:
-        path.write_text("# Flash-sale benchmark report\n\nGenerated by `bench/flash_sale.py`.\n\n" + block + "\n")
+        path.write_text(text.rstrip("\n") + "\n\n" + block + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -747,6 +803,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wrk-threads", type=int, default=1)
     ap.add_argument("--no-wrk", action="store_true", help="measure the page with the async client even if wrk exists")
     ap.add_argument("--rate", type=float, default=None, help="open loop: buyers arrive at this rate per second")
+    ap.add_argument("--purchase", action="store_true",
+                    help="the whole purchase: buyers who got a ticket check out and pay on the Stripe sandbox "
+                         "(its own process); written to the report's purchase section")
     ap.add_argument("--quiet-wait", type=float, default=300,
                     help="before each run, wait up to this long for other work to leave the CPUs idle (0: don't)")
     ap.add_argument("--max-seconds", type=float, default=300, help="give up on a flash sale after this long")
@@ -777,7 +836,7 @@ def main(argv: list[str] | None = None) -> int:
     body, ok, met = render_report(args, facts, runs)
     print("\n" + body)
     if not args.no_report:
-        write_report(args.report, body)
+        write_report(args.report, body, "purchase" if args.purchase else "results")
         print(f"(written to {args.report.relative_to(ROOT) if args.report.is_relative_to(ROOT) else args.report})")
     if not ok:
         return 1

@@ -24,6 +24,16 @@ from .models import AttemptStatus, Order, OrderStatus, PaymentAttempt, WebhookEv
 log = logging.getLogger(__name__)
 
 DUPLICATE = "duplicate"
+# The events this storefront acts on: subscribe its webhook endpoint at Stripe to these
+# (an endpoint's "enabled_events"); any other type is stored and ignored.
+HANDLED_EVENTS = (
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+)
 
 
 def record_and_handle(event, payload: bytes) -> str:

@@ -385,3 +385,33 @@ def test_bank_debit_settles_by_itself_after_the_configured_delay(tmp_path, recei
         assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
     finally:
         process.stop()
+
+
+# --- what an endpoint subscribes to, and concurrent delivery ----------------------------------
+
+
+def test_an_endpoint_gets_only_the_enabled_event_types_and_concurrently(tmp_path, receiver):
+    """``--webhook-event`` is Stripe's enabled_events: only those types are delivered,
+    every event is still listed. With several senders every delivery still arrives once."""
+    process = SandboxProcess(
+        tmp_path / "subscribed.db", "--webhook-url", receiver.base + "/subscribed",
+        "--webhook-event", "checkout.session.completed", "--delivery-concurrency", "4",
+    ).start()
+    try:
+        client = process.client()
+        paid = []
+        for _ in range(6):
+            session = client.v1.checkout.sessions.create(params=session_params())
+            assert process.pay(session.id, card=CARD_OK)["outcome"] == "succeeded"
+            paid.append(session.id)
+        events = wait_until(
+            lambda: len(got := receiver.events("/subscribed")) >= 6 and got, what="6 completed sessions delivered"
+        )
+        time.sleep(0.5)  # nothing else may follow
+        events = receiver.events("/subscribed")
+        assert sorted(e["data"]["object"]["id"] for e in events) == sorted(paid)
+        assert set(types_of(events)) == {"checkout.session.completed"}
+        listed = types_of(e.to_dict() for e in client.v1.events.list(params={"limit": 100}).data)
+        assert {"charge.succeeded", "payment_intent.succeeded", "checkout.session.completed"} <= set(listed)
+    finally:
+        process.stop()

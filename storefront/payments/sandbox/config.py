@@ -38,10 +38,16 @@ class SandboxConfig:
     db_path: str
     api_key: str | None = None
     webhook_urls: list[str] = field(default_factory=list)
+    # The event types delivered to endpoints (Stripe's "enabled_events"); empty: all.
+    # Every event is recorded and listed all the same.
+    webhook_events: list[str] = field(default_factory=list)
     webhook_secret: str = "whsec_sandbox"
     retry_base_seconds: float = 5.0
     max_attempts: int = 6
     delivery_timeout_seconds: float = 10.0
+    # Deliveries sent at once. Stripe sends concurrently and in no guaranteed order; 1
+    # keeps the order of events as they were made, which the sandbox's own tests use.
+    delivery_concurrency: int = 1
     tick_seconds: float = 1.0
     bank_debit_settle_seconds: float | None = 10.0
     public_url: str | None = None
@@ -50,5 +56,7 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         refuse_live_key(self.api_key, "The sandbox's API key")
         refuse_live_key(os.environ.get("STRIPE_SECRET_KEY"), "STRIPE_SECRET_KEY")
+        if not 1 <= self.delivery_concurrency <= 64:
+            raise ValueError("delivery_concurrency must be 1..64")
         if not self.webhook_secret.startswith("whsec_"):
             raise ValueError("webhook_secret must start with whsec_")

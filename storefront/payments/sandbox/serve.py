@@ -24,11 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=os.environ.get("STRIPE_SANDBOX_DB", str(DEFAULT_DB)), help="its SQLite file")
     p.add_argument("--api-key", default=None, help="the one key accepted (default: any sk_test_ key)")
     p.add_argument("--webhook-url", action="append", default=[], help="deliver events here (repeatable)")
+    p.add_argument("--webhook-event", action="append", default=[],
+                   help="deliver only events of this type (repeatable; Stripe's enabled_events); default: all")
     p.add_argument("--webhook-secret", default=os.environ.get("STRIPE_WEBHOOK_SECRET") or "whsec_sandbox")
     p.add_argument("--public-url", default=None, help="the sandbox's address as browsers see it")
     p.add_argument("--retry-base", type=float, default=5.0, help="seconds before the first retry; doubles each time")
     p.add_argument("--max-attempts", type=int, default=6)
     p.add_argument("--delivery-timeout", type=float, default=10.0)
+    p.add_argument("--delivery-concurrency", type=int, default=1,
+                   help="deliveries sent at once (Stripe sends concurrently, in no guaranteed order)")
     p.add_argument("--tick", type=float, default=1.0, help="seconds between expiry sweeps")
     p.add_argument("--settle-seconds", type=float, default=10.0,
                    help="a bank debit settles by itself after this long; negative: only through the control API")
@@ -40,11 +44,13 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         db_path=args.db,
         api_key=args.api_key,
         webhook_urls=args.webhook_url,
+        webhook_events=args.webhook_event,
         webhook_secret=args.webhook_secret,
         public_url=args.public_url,
         retry_base_seconds=args.retry_base,
         max_attempts=args.max_attempts,
         delivery_timeout_seconds=args.delivery_timeout,
+        delivery_concurrency=args.delivery_concurrency,
         tick_seconds=args.tick,
         bank_debit_settle_seconds=None if args.settle_seconds < 0 else args.settle_seconds,
     )

@@ -40,11 +40,19 @@ class Deliverer:
         self.sandbox = sandbox
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._senders: list[threading.Thread] = []
 
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="stripe-sandbox-deliveries", daemon=True)
             self._thread.start()
+            # More senders, each taking the next due delivery as soon as it is free.
+            self._senders = [
+                threading.Thread(target=self._send_loop, name=f"stripe-sandbox-sender-{n}", daemon=True)
+                for n in range(1, self.sandbox.config.delivery_concurrency)
+            ]
+            for sender in self._senders:
+                sender.start()
 
     def stop(self, timeout: float = 10) -> None:
         """Stop the loop, then close the sandbox's database."""
@@ -53,9 +61,13 @@ class Deliverer:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        for sender in self._senders:
+            sender.join(timeout)
+        self._senders = []
         self.sandbox.store.close()
 
     def _run(self) -> None:
+        """The sweep, and the first (with ``delivery_concurrency`` 1, the only) sender."""
         tick = self.sandbox.config.tick_seconds
         while not self._stop.is_set():
             self.sandbox.wake.clear()
@@ -66,6 +78,18 @@ class Deliverer:
                 log.exception("stripe sandbox: delivery loop failed; continuing")
             self.sandbox.wake.wait(min(tick, self._seconds_to_next_due()))
 
+    def _send_loop(self) -> None:
+        tick = self.sandbox.config.tick_seconds
+        while not self._stop.is_set():
+            # Cleared before looking, so a delivery made after the look wakes the wait.
+            self.sandbox.wake.clear()
+            try:
+                if self.run_due():
+                    continue
+            except Exception:
+                log.exception("stripe sandbox: delivery sender failed; continuing")
+            self.sandbox.wake.wait(min(tick, self._seconds_to_next_due()))
+
     def _seconds_to_next_due(self) -> float:
         with self.sandbox.store.read() as conn:
             row = conn.execute("SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending'").fetchone()
@@ -74,7 +98,9 @@ class Deliverer:
         return max(0.0, row["due"] - time.time())
 
     def run_due(self) -> int:
-        """Send every delivery due now, oldest due first; returns how many were tried."""
+        """Send every delivery due now, oldest due first; returns how many were tried.
+        With several senders, each runs this; a claim is a write transaction, so no
+        delivery is sent twice."""
         tried = 0
         while not self._stop.is_set():
             claimed = self._claim()
