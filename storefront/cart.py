@@ -334,7 +334,7 @@ def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: dateti
         raise short
 
     cart = _live_cart_or_lapsed_released(token, now)
-    items = {} if cart is None else {item.ticket_type_id: item for item in _items_of(cart.id)}
+    items = {} if cart is None else {item.ticket_type_id: item for item in items_of(cart.id)}
     other = next((item for item in items.values() if item.ticket_type.event_id != event.id), None)
     if other is not None:
         raise CartHoldsOtherEvent(other.ticket_type.event.title)
@@ -393,7 +393,7 @@ def _remove(token: str | None, line_id: int, now: datetime) -> None:
 
 
 def _empty(token: str | None, now: datetime) -> None:
-    items = _items_of(_lock_live_cart(token, now, extend=False).id)
+    items = items_of(_lock_live_cart(token, now, extend=False).id)
     inventory.release({item.ticket_type: item.quantity for item in items})
     for item in items:
         db.session.delete(item)
@@ -410,7 +410,7 @@ def _set(token: str | None, line_id: int, quantity: int, now: datetime) -> None:
         if quantity > tt.max_per_order:
             raise OverPerOrderLimit(tt.name, tt.max_per_order)
         limit = current_app.config["MAX_TICKETS_PER_CART"]
-        if sum(i.quantity for i in _items_of(cart.id)) + delta > limit:
+        if sum(i.quantity for i in items_of(cart.id)) + delta > limit:
             raise OverCartLimit(limit)
         inventory.hold({tt: delta})
         _extend(cart.id, now)
@@ -481,7 +481,7 @@ def _extend(cart_id: int, now: datetime) -> None:
     )
 
 
-def _items_of(cart_id: int) -> list[CartItem]:
+def items_of(cart_id: int) -> list[CartItem]:
     return list(
         db.session.execute(
             select(CartItem)
@@ -513,10 +513,9 @@ def _expire(cart_id: int, now: datetime) -> bool:
     ).rowcount
     if expired != 1:
         return False
-    items = _items_of(cart_id)
+    items = items_of(cart_id)
     inventory.release({item.ticket_type: item.quantity for item in items})
     return True
-
 
 
 # --- for checkout and fulfilment (inside their transactions) ---------------------------------
@@ -533,13 +532,9 @@ def release_checking_out(cart_id: int, now: datetime) -> bool:
     ).rowcount
     if released != 1:
         return False
-    items = _items_of(cart_id)
+    items = items_of(cart_id)
     inventory.release({item.ticket_type: item.quantity for item in items})
     return True
-
-
-def items_of(cart_id: int) -> list[CartItem]:
-    return _items_of(cart_id)
 
 
 def lock_cart_row(cart_id: int, now: datetime) -> str | None:
