@@ -258,8 +258,9 @@ def render(runs: list[dict]) -> tuple[list[str], bool, bool]:
     ok = met = True
     for run in runs:
         s, c = run["purchase"], run["purchase_checks"]
+        where = f" (webhooks: {run['webhook_workers']} worker(s) of their own)" if run["webhook_workers"] else ""
         lines.append(
-            f"| {run['connections']} | {s['checkouts']} | {s['paid']} / {s['declined']} / {s['abandoned']} "
+            f"| {run['connections']}{where} | {s['checkouts']} | {s['paid']} / {s['declined']} / {s['abandoned']} "
             f"| {s['purchases_per_s']:.1f} | {s['checkout_p50']:.1f} / {s['checkout_p99']:.1f} "
             f"| {s['webhook_p50']:.1f} / {s['webhook_p99']:.1f} "
             f"| {s['visible_p50']:.0f} / {s['visible_p99']:.0f} / {s['visible_max']:.0f} "
