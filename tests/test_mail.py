@@ -332,3 +332,23 @@ def test_a_late_payment_refunded_for_want_of_stock_is_told_once(shop, sandbox, o
     db.session.rollback()
     assert db.session.get(PaymentAttempt, attempt.id).refund_notice_sent_at is not None
     assert ticket_type(tt_id).held == 1
+
+
+def test_a_bank_debit_is_confirmed_by_mail_when_it_settles(shop, sandbox, outbox):
+    from storefront.payments import gateway as gw
+
+    from .checkout_support import IBAN_OK
+
+    event = make_event(ticket_types=[{"name": "Standard", "price_cents": 2000, "capacity": 5}])
+    client = shop.test_client()
+    session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
+    assert sandbox.pay(session_id, iban=IBAN_OK)["outcome"] == "processing"
+    wait_until(lambda: attempt_of(session_id).status == "processing", what="the attempt processing")
+    page = client.get(f"/checkout/status?session_id={session_id}", headers={"HX-Request": "true"})
+    assert "confirmation will also come by email" in page.get_data(as_text=True)
+    assert mails(outbox) == []  # nothing is confirmed before the money is there
+    pi_id = gw.get_gateway().retrieve_checkout_session(session_id).payment_intent
+    sandbox.control("POST", f"/_sandbox/payment_intents/{pi_id}/settle", {})
+    order = wait_for_order(session_id)
+    [message] = wait_until(lambda: mails(outbox), what="the confirmation after settlement")
+    assert order.code in message["Subject"] and "€20.00" in parts(message)[0]
