@@ -121,7 +121,7 @@ def fulfil(session_id: str, *, source: str, session=None) -> Outcome:
     """
     existing = order_for_session(session_id)
     if existing is not None:
-        if existing.confirmation_sent_at is None:  # an earlier send failed, or is under way
+        if existing.confirmation_sent_at is None:  # never claimed, or an earlier send failed
             mail.send_order_confirmation(existing.id)
         return Outcome("order", existing.id)
     outcome = _fulfil(session_id, source, session)

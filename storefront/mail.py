@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
+import ssl
 import tempfile
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -66,7 +67,7 @@ def send_order_confirmation(order_id: int) -> bool:
         log.exception("order %s: sending the confirmation failed; it will be retried", order_id)
         _unclaim(Order, Order.confirmation_sent_at, order_id)
         return False
-    log.info("order %s: confirmation sent to %s", name, message["To"])
+    log.info("order %s (%s): confirmation sent to %s", order_id, name, message["To"])
     return True
 
 
@@ -205,7 +206,8 @@ def _message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
     message["Date"] = format_datetime(datetime.now(timezone.utc))
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
-    message.set_content(text)
+    # Quoted-printable, not 8bit: any SMTP server carries it, 8BITMIME or not.
+    message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html")
     return message
 
@@ -226,7 +228,8 @@ def deliver(message: EmailMessage, name: str) -> None:
     if config.get("MAIL_SERVER"):
         with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=config["MAIL_TIMEOUT"]) as smtp:
             if config.get("MAIL_USE_TLS"):
-                smtp.starttls()
+                # smtplib's own default context checks no certificate: ask for the checks.
+                smtp.starttls(context=ssl.create_default_context())
             if config.get("MAIL_USERNAME"):
                 smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
             smtp.send_message(message)
