@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 
 from . import cart as carts
 from . import fulfilment
+from . import mail
 from .database import write_transaction
 from .errors import (
     AttendeeNameMissing,
@@ -63,6 +64,7 @@ class CheckoutStarted:
 
     url: str | None = None
     order_token: str | None = None
+    order_id: int | None = None
 
 
 def valid_email(raw: str | None) -> str:
@@ -122,12 +124,16 @@ def start_checkout(
     """
     email = valid_email(email)
     try:
-        return _start(token, email, names, success_url, cancel_url, now or utcnow())
+        started = _start(token, email, names, success_url, cancel_url, now or utcnow())
     except _OtherSessionOpen:
         # The buyer came back from Stripe and checks out other contents (another
         # email): that session is closed at Stripe before a new one is made.
         return_to_cart(token)
-    return _start(token, email, names, success_url, cancel_url, utcnow())
+        started = _start(token, email, names, success_url, cancel_url, utcnow())
+    if started.order_id is not None:
+        # A free order, committed: its confirmation (never raises).
+        mail.send_order_confirmation(started.order_id)
+    return started
 
 
 class _OtherSessionOpen(Exception):
@@ -146,7 +152,7 @@ def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted
         currency = items[0].ticket_type.event.currency
         if total == 0:
             order = fulfilment.create_free_order(cart, items, lines, email, now)
-            return CheckoutStarted(order_token=order.access_token)
+            return CheckoutStarted(order_token=order.access_token, order_id=order.id)
         digest = _digest(cart.id, lines, email, currency)
         attempt = _reusable_attempt(cart.id, digest, now)
         if attempt is not None and attempt.status == AttemptStatus.OPEN.value:

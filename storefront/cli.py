@@ -1,4 +1,4 @@
-"""Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | reconcile | stripe-sandbox`."""
+"""Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | reconcile | send-confirmations | stripe-sandbox`."""
 from __future__ import annotations
 
 import click
@@ -43,6 +43,16 @@ def init_app(app: Flask) -> None:
         for line in report.mismatches:
             click.echo(f"MISMATCH: {line}")
         click.echo(f"Checked {report.checked} session(s): {len(report.fixed)} fixed, {len(report.mismatches)} mismatch(es).")
+
+    @app.cli.command("send-confirmations")
+    def send_confirmations_command():
+        """Send every order confirmation (and late-payment refund notice) not sent yet."""
+        from .mail import send_pending
+
+        confirmations, notices, failures = send_pending()
+        click.echo(f"Sent {confirmations} order confirmation(s) and {notices} refund notice(s); {failures} failed.")
+        if failures:
+            raise SystemExit(1)
 
     @app.cli.command(
         "stripe-sandbox", context_settings={"ignore_unknown_options": True, "help_option_names": []}

@@ -74,9 +74,28 @@ def stripe_settings(instance_path: str) -> dict:
     }
 
 
+def mail_settings(instance_path: str) -> dict:
+    """Where mail goes (storefront/mail.py): without MAIL_SERVER, .eml files in
+    MAIL_OUTBOX; with it, SMTP."""
+    return {
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", "").strip() or None,
+        "MAIL_PORT": _int("MAIL_PORT", 587 if os.environ.get("MAIL_USE_TLS", "") == "1" else 25),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", "").strip() or None,
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
+        "MAIL_USE_TLS": os.environ.get("MAIL_USE_TLS", "") == "1",
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "").strip() or "Storefront <tickets@localhost>",
+        # Seconds an SMTP connection may take; the mail is sent inside the webhook's request.
+        "MAIL_TIMEOUT": _int("MAIL_TIMEOUT", 5),
+        "MAIL_OUTBOX": os.environ.get("MAIL_OUTBOX", "").strip() or str(Path(instance_path) / "outbox"),
+        # The shop's address as buyers reach it: links in mails are built from it.
+        "PUBLIC_BASE_URL": (os.environ.get("PUBLIC_BASE_URL", "").strip() or "http://127.0.0.1:5000").rstrip("/"),
+    }
+
+
 def from_environment(instance_path: str) -> dict:
     return {
         **stripe_settings(instance_path),
+        **mail_settings(instance_path),
         "SECRET_KEY": secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": database_url(instance_path),
         # Minutes a cart holds its tickets after the last addition.

@@ -18,6 +18,11 @@ reconciliation, possibly at the same moment for the same session. Each call:
    transaction that locks the same cart row, so an order and a refund can never both
    be decided), refunds through the gateway with an idempotency key made from the
    session id (concurrent callers get the same refund), and records the refund.
+5. After those transactions committed: the order's confirmation mail (or the late
+   payment's refund notice) is sent by ``storefront.mail``, which claims it first so
+   that of all the concurrent and repeated calls exactly one sends it. A failure to
+   send is logged and left for the next call or ``flask send-confirmations``; it
+   never fails ``fulfil``.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import cart as carts
 from . import inventory
+from . import mail
 from .database import write_transaction
 from .errors import SoldOut
 from .extensions import db
@@ -64,6 +70,7 @@ class Outcome:
 
     kind: str
     order_id: int | None = None
+    attempt_id: int | None = None
 
 
 def new_order_code() -> str:
@@ -114,7 +121,21 @@ def fulfil(session_id: str, *, source: str, session=None) -> Outcome:
     """
     existing = order_for_session(session_id)
     if existing is not None:
+        if existing.confirmation_sent_at is None:  # never claimed, or an earlier send failed
+            mail.send_order_confirmation(existing.id)
         return Outcome("order", existing.id)
+    outcome = _fulfil(session_id, source, session)
+    # Only now, with the order's (or the refund's) transaction committed, the mail.
+    # A refund without an order decided elsewhere (charge.refunded, by a person)
+    # sends nothing here.
+    if outcome.kind == "order":
+        mail.send_order_confirmation(outcome.order_id)
+    elif outcome.kind == "refunded" and outcome.attempt_id is not None:
+        mail.send_refund_notice(outcome.attempt_id)
+    return outcome
+
+
+def _fulfil(session_id: str, source: str, session) -> Outcome:
     if session is None:
         session = gw.get_gateway().retrieve_checkout_session(session_id)
     attempt_id = _attempt_id_for(session)
@@ -160,7 +181,7 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
     if existing is not None:
         return Outcome("order", existing.id)
     if attempt.status == AttemptStatus.REFUNDED.value:
-        return Outcome("refunded")
+        return Outcome("refunded", attempt_id=attempt.id)
     if attempt.status == AttemptStatus.REFUNDING.value:
         raise _RefundDecided("a refund was decided earlier")
 
@@ -269,7 +290,7 @@ def _refund(session, attempt_id: int, source: str) -> Outcome:
         if existing is not None:
             return Outcome("order", existing.id)
         if attempt.status == AttemptStatus.REFUNDED.value:
-            return Outcome("refunded")
+            return Outcome("refunded", attempt_id=attempt_id)
         attempt.status = AttemptStatus.REFUNDING.value
         attempt.refund_reason = REFUND_REASON_SOLD_OUT
         attempt.stripe_checkout_session_id = session.id
@@ -286,4 +307,4 @@ def _refund(session, attempt_id: int, source: str) -> Outcome:
         attempt.updated_at = utcnow()
     log.warning("session %s refunded (%s, refund %s, attempt %s, %s)", session.id, REFUND_REASON_SOLD_OUT,
                 refund.id, attempt_id, source)
-    return Outcome("refunded")
+    return Outcome("refunded", attempt_id=attempt_id)

@@ -223,6 +223,9 @@ class PaymentAttempt(db.Model):
     decline_code: Mapped[Optional[str]] = mapped_column(String(100))
     error_message: Mapped[Optional[str]] = mapped_column(Text)
     refund_reason: Mapped[Optional[str]] = mapped_column(String(100))
+    # Set when a sender claims the "your payment is refunded" mail of a late payment
+    # (storefront.mail); back to NULL if sending failed, so it is retried.
+    refund_notice_sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
     raw: Mapped[Optional[str]] = mapped_column(Text)  # the last Stripe object seen, as JSON
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -252,6 +255,9 @@ class Order(db.Model):
     refunded_cents: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set when a sender claims the order confirmation mail (storefront.mail): only the
+    # one whose guarded UPDATE took it sends; back to NULL if sending failed.
+    confirmation_sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
 
     event: Mapped[Event] = relationship()
     tickets: Mapped[list[Ticket]] = relationship(back_populates="order", order_by="Ticket.id")

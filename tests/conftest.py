@@ -71,8 +71,19 @@ def backend_url(database_urls, backend: str) -> str:
     return database_urls[backend]
 
 
+_mail_outbox: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _default_mail_outbox(tmp_path_factory):
+    """Mail written by any test's app goes to a folder of this run, never to instance/."""
+    _mail_outbox["path"] = str(tmp_path_factory.mktemp("outbox"))
+
+
 def make_app(url: str, **overrides):
     config = {
+        "MAIL_OUTBOX": _mail_outbox.get("path") or "/nonexistent/outbox-fixture-missing",
+        "MAIL_SERVER": None,
         "SQLALCHEMY_DATABASE_URI": url,
         "TESTING": True,
         "SECRET_KEY": "test-secret",

@@ -1,0 +1,256 @@
+"""Mail to buyers: build the messages and send them, each exactly once.
+
+Two messages: the order confirmation (after fulfilment made an order) and, when
+fulfilment had to refund a late payment because the stock was gone, a short notice
+that the payment is refunded.
+
+Exactly once: the order (or the attempt) carries a ``*_sent_at`` column. A sender
+first claims it with a guarded UPDATE (``… WHERE id = :id AND …_sent_at IS NULL``) in
+its own durable transaction, after the transaction that made the order committed;
+only the caller whose UPDATE took the row sends. If sending fails, the claim is given
+back (NULL again) and logged, and the next ``fulfil`` of that session or
+``flask send-confirmations`` tries again. A failure here never propagates: the order
+exists, the mail is secondary.
+
+Delivery: without ``MAIL_SERVER`` each message is written to ``MAIL_OUTBOX``
+(``instance/outbox/<timestamp>-<name>.eml``, through a temporary file and a rename,
+so a reader never sees half a message); with it, by SMTP.
+
+Mails are written in the default locale (``BABEL_DEFAULT_LOCALE``): the buyer's
+language is not stored with the order yet, and a webhook's request carries Stripe's
+Accept-Language, not the buyer's.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import ssl
+import tempfile
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from pathlib import Path
+
+from flask import current_app, render_template
+from flask_babel import force_locale, gettext
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
+from .database import write_transaction
+from .extensions import db
+from .models import AttemptStatus, Event, Order, OrderStatus, PaymentAttempt, Ticket, TicketType, utcnow
+
+log = logging.getLogger(__name__)
+
+# Which orders get a confirmation, and which refunds a notice.
+CONFIRMED_STATUSES = (OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value)
+NOTIFIED_REFUND_REASON = "stock_gone_after_hold_lapsed"  # fulfilment.REFUND_REASON_SOLD_OUT
+
+
+# --- sending each message once ------------------------------------------------------------------
+
+
+def send_order_confirmation(order_id: int) -> bool:
+    """Send the order's confirmation unless it was sent (or is being sent) already.
+    True when this call sent it. Never raises."""
+    try:
+        if not _claim(Order, Order.confirmation_sent_at, order_id, Order.status.in_(CONFIRMED_STATUSES)):
+            return False
+    except Exception:
+        log.exception("order %s: could not claim its confirmation mail; it stays unsent", order_id)
+        return False
+    try:
+        message, name = _order_confirmation(order_id)
+        deliver(message, name)
+    except Exception:
+        log.exception("order %s: sending the confirmation failed; it will be retried", order_id)
+        _unclaim(Order, Order.confirmation_sent_at, order_id)
+        return False
+    log.info("order %s (%s): confirmation sent to %s", order_id, name, message["To"])
+    return True
+
+
+def send_refund_notice(attempt_id: int) -> bool:
+    """Tell the buyer of a late payment that was refunded (no stock left), once.
+    True when this call sent it. Never raises."""
+    try:
+        claimed = _claim(
+            PaymentAttempt, PaymentAttempt.refund_notice_sent_at, attempt_id,
+            PaymentAttempt.status == AttemptStatus.REFUNDED.value,
+            PaymentAttempt.refund_reason == NOTIFIED_REFUND_REASON,
+        )
+        if not claimed:
+            return False
+    except Exception:
+        log.exception("attempt %s: could not claim its refund notice; it stays unsent", attempt_id)
+        return False
+    try:
+        message, name = _refund_notice(attempt_id)
+        deliver(message, name)
+    except Exception:
+        log.exception("attempt %s: sending the refund notice failed; it will be retried", attempt_id)
+        _unclaim(PaymentAttempt, PaymentAttempt.refund_notice_sent_at, attempt_id)
+        return False
+    log.info("attempt %s: refund notice sent to %s", attempt_id, message["To"])
+    return True
+
+
+def send_pending() -> tuple[int, int, int]:
+    """Every confirmation and refund notice not sent yet (``flask send-confirmations``).
+    Returns (confirmations sent, refund notices sent, failures). Idempotent."""
+    order_ids = db.session.execute(
+        select(Order.id).where(Order.confirmation_sent_at.is_(None), Order.status.in_(CONFIRMED_STATUSES))
+        .order_by(Order.id)
+    ).scalars().all()
+    attempt_ids = db.session.execute(
+        select(PaymentAttempt.id).where(
+            PaymentAttempt.refund_notice_sent_at.is_(None),
+            PaymentAttempt.status == AttemptStatus.REFUNDED.value,
+            PaymentAttempt.refund_reason == NOTIFIED_REFUND_REASON,
+        ).order_by(PaymentAttempt.id)
+    ).scalars().all()
+    confirmations = sum(send_order_confirmation(order_id) for order_id in order_ids)
+    notices = sum(send_refund_notice(attempt_id) for attempt_id in attempt_ids)
+    # A row another sender took meanwhile counts as neither sent here nor failed.
+    failures = _count_unsent(order_ids, attempt_ids)
+    return confirmations, notices, failures
+
+
+def _count_unsent(order_ids: list[int], attempt_ids: list[int]) -> int:
+    db.session.rollback()
+    unsent = 0
+    if order_ids:
+        unsent += len(db.session.execute(
+            select(Order.id).where(Order.id.in_(order_ids), Order.confirmation_sent_at.is_(None))
+        ).all())
+    if attempt_ids:
+        unsent += len(db.session.execute(
+            select(PaymentAttempt.id).where(PaymentAttempt.id.in_(attempt_ids),
+                                            PaymentAttempt.refund_notice_sent_at.is_(None))
+        ).all())
+    return unsent
+
+
+def _claim(model, column, row_id: int, *conditions) -> bool:
+    """The guarded UPDATE: True for the one caller that took the row."""
+    with write_transaction():
+        result = db.session.execute(
+            update(model).where(model.id == row_id, column.is_(None), *conditions)
+            .values({column.key: utcnow()})
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+
+def _unclaim(model, column, row_id: int) -> None:
+    try:
+        with write_transaction():
+            db.session.execute(
+                update(model).where(model.id == row_id).values({column.key: None})
+                .execution_options(synchronize_session=False)
+            )
+    except Exception:
+        # The row stays claimed: this mail will not be retried by itself.
+        log.exception("%s %s: could not give back the mail's claim; it will NOT be retried", model.__tablename__, row_id)
+
+
+# --- building the messages ----------------------------------------------------------------------
+
+
+def _order_confirmation(order_id: int) -> tuple[EmailMessage, str]:
+    db.session.rollback()  # read what is committed now
+    order = db.session.execute(
+        select(Order).where(Order.id == order_id)
+        .options(selectinload(Order.tickets).selectinload(Ticket.ticket_type), selectinload(Order.event))
+    ).scalar_one()
+    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        context = {"order": order, "event": order.event, "order_url": public_url("shop.order", token=order.access_token)}
+        message = _message(
+            to=order.buyer_email,
+            subject=gettext("Your tickets for %(title)s (order %(code)s)", title=order.event.title, code=order.code),
+            text=render_template("mail/order_confirmation.txt", **context),
+            html=render_template("mail/order_confirmation.html", **context),
+        )
+    message["X-Storefront-Order"] = order.code
+    return message, order.code
+
+
+def _refund_notice(attempt_id: int) -> tuple[EmailMessage, str]:
+    import json
+
+    db.session.rollback()
+    attempt = db.session.get(PaymentAttempt, attempt_id)
+    lines = json.loads(attempt.lines)
+    types = {tt.id: tt for tt in db.session.execute(
+        select(TicketType).where(TicketType.id.in_([line["ticket_type_id"] for line in lines]))
+    ).scalars()}
+    event = db.session.get(Event, next(iter(types.values())).event_id)
+    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        context = {"attempt": attempt, "event": event, "events_url": public_url("shop.events")}
+        message = _message(
+            to=attempt.buyer_email,
+            subject=gettext("Your payment for %(title)s is refunded", title=event.title),
+            text=render_template("mail/refund_notice.txt", **context),
+            html=render_template("mail/refund_notice.html", **context),
+        )
+    return message, f"refund-attempt{attempt.id}"
+
+
+def _message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
+    message = EmailMessage()
+    sender = current_app.config["MAIL_FROM"]
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    message["Message-ID"] = make_msgid(domain=domain)
+    # Quoted-printable, not 8bit: any SMTP server carries it, 8BITMIME or not.
+    message.set_content(text, cte="quoted-printable")
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def public_url(endpoint: str, **values) -> str:
+    """An absolute link for a mail: ``PUBLIC_BASE_URL`` + the route's path. Not the
+    current request's host: inside a webhook that is whoever delivered it."""
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
+
+
+# --- delivery -------------------------------------------------------------------------------------
+
+
+def deliver(message: EmailMessage, name: str) -> None:
+    """By SMTP when ``MAIL_SERVER`` is set, else into the outbox folder. Raises on failure."""
+    config = current_app.config
+    if config.get("MAIL_SERVER"):
+        with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=config["MAIL_TIMEOUT"]) as smtp:
+            if config.get("MAIL_USE_TLS"):
+                # smtplib's own default context checks no certificate: ask for the checks.
+                smtp.starttls(context=ssl.create_default_context())
+            if config.get("MAIL_USERNAME"):
+                smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
+            smtp.send_message(message)
+        return
+    write_to_outbox(message, name, Path(config["MAIL_OUTBOX"]))
+
+
+def write_to_outbox(message: EmailMessage, name: str, outbox: Path) -> Path:
+    """``<outbox>/<UTC timestamp>-<name>.eml``, written to a temporary file in the same
+    folder and renamed into place (atomic: a reader sees the whole file or none)."""
+    outbox.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = outbox / f"{stamp}-{name}.eml"
+    fd, temp = tempfile.mkstemp(dir=outbox, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(message.as_bytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return target
