@@ -338,6 +338,7 @@ def start_gunicorn(args, db_url: str, secret: str, extra_env: dict[str, str] | N
         HOLD_MINUTES="15",  # no hold may lapse during the run
         DB_POOL_SIZE=str(args.pool_size),
         PYTHONDONTWRITEBYTECODE="0",
+        MAIL_OUTBOX=str(out / f"outbox-{port}"),  # confirmation mails of the run, not into instance/
     )
     env.update(extra_env or {})
     env.pop("GUNICORN_CMD_ARGS", None)
