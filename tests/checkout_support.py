@@ -98,6 +98,12 @@ def add(client, event, quantities: dict):
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
 
 
+def cart_token(client) -> str:
+    """The cart token in a test client's session cookie."""
+    with client.session_transaction() as sess:
+        return sess["cart"]
+
+
 def checkout_form(quantity: int, email: str = "ada@example.com") -> dict:
     form = {"email": email}
     for n in range(1, quantity + 1):

@@ -26,6 +26,7 @@ from .checkout_support import (  # noqa: F401 (shop: fixture)
     assert_promises,
     attempt_of,
     buy_until_stripe,
+    cart_token,
     checkout_form,
     order_of,
     session_id_of,
@@ -35,11 +36,6 @@ from .checkout_support import (  # noqa: F401 (shop: fixture)
 )
 from .factories import cart_by_token, make_event, ticket_type
 from .sandbox_support import sandbox, wait_until  # noqa: F401 (sandbox: fixture)
-
-
-def cart_token(client) -> str:
-    with client.session_transaction() as sess:
-        return sess["cart"]
 
 
 def status_fragment(client, session_id, started=None):

@@ -31,6 +31,7 @@ from .checkout_support import (  # noqa: F401 (shop: fixture)
     assert_promises,
     attempt_of,
     buy_until_stripe,
+    cart_token,
     order_of,
     shop,
     start_checkout,
@@ -38,11 +39,6 @@ from .checkout_support import (  # noqa: F401 (shop: fixture)
 )
 from .factories import cart_by_token, make_event, ticket_type
 from .sandbox_support import WEBHOOK_SECRET, sandbox, wait_until  # noqa: F401 (sandbox: fixture)
-
-
-def cart_token(client) -> str:
-    with client.session_transaction() as sess:
-        return sess["cart"]
 
 
 # --- signatures ---------------------------------------------------------------------------
