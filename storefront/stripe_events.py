@@ -19,7 +19,7 @@ from . import cart as carts
 from . import fulfilment
 from .database import write_transaction
 from .extensions import db
-from .models import AttemptStatus, Order, OrderStatus, PaymentAttempt, WebhookEvent, utcnow
+from .models import AttemptStatus, Order, OrderStatus, PaymentAttempt, Ticket, TicketStatus, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,15 @@ def _charge_refunded(charge) -> str:
             return "no_order"  # e.g. our own refund of a late payment without stock
         order.refunded_cents = charge.amount_refunded
         order.status = (OrderStatus.REFUNDED if charge.refunded else OrderStatus.PARTIALLY_REFUNDED).value
+        if charge.refunded:
+            # All the money went back: no ticket of the order may get anyone in. (A partial
+            # refund names an amount, not tickets: which to void is the organiser's call.)
+            db.session.execute(
+                update(Ticket)
+                .where(Ticket.order_id == order.id, Ticket.status == TicketStatus.VALID.value)
+                .values(status=TicketStatus.VOID.value)
+                .execution_options(synchronize_session=False)
+            )
         code, status = order.code, order.status
     log.info("order %s %s (charge %s)", code, status, charge.id)
     return f"order_{status}"

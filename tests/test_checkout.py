@@ -316,8 +316,13 @@ def test_charge_refunded_updates_the_order(shop, sandbox):
     gw.get_gateway().create_refund(order.stripe_payment_intent_id, amount=2500)
     wait_until(lambda: order_of(session_id).status == "partially_refunded", what="partially refunded")
     assert order_of(session_id).refunded_cents == 2500
+    assert [t.status for t in order_of(session_id).tickets] == ["valid", "valid"]  # an amount names no ticket
     gw.get_gateway().create_refund(order.stripe_payment_intent_id)
     wait_until(lambda: order_of(session_id).status == "refunded", what="refunded")
+    refunded = order_of(session_id)
+    assert [t.status for t in refunded.tickets] == ["void", "void"]
+    page = shop.test_client().get(f"/orders/{refunded.access_token}").get_data(as_text=True)
+    assert "This order was refunded." in page and page.count("this ticket is no longer valid") == 2
 
 
 def test_adding_another_events_tickets_while_checking_out_is_refused_and_keeps_the_session(shop, sandbox):
