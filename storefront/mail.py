@@ -54,45 +54,40 @@ NOTIFIED_REFUND_REASON = "stock_gone_after_hold_lapsed"  # fulfilment.REFUND_REA
 def send_order_confirmation(order_id: int) -> bool:
     """Send the order's confirmation unless it was sent (or is being sent) already.
     True when this call sent it. Never raises."""
-    try:
-        if not _claim(Order, Order.confirmation_sent_at, order_id, Order.status.in_(CONFIRMED_STATUSES)):
-            return False
-    except Exception:
-        log.exception("order %s: could not claim its confirmation mail; it stays unsent", order_id)
-        return False
-    try:
-        message, name = _order_confirmation(order_id)
-        deliver(message, name)
-    except Exception:
-        log.exception("order %s: sending the confirmation failed; it will be retried", order_id)
-        _unclaim(Order, Order.confirmation_sent_at, order_id)
-        return False
-    log.info("order %s (%s): confirmation sent to %s", order_id, name, message["To"])
-    return True
+    return _send_once(
+        f"order {order_id}", "confirmation", _order_confirmation, Order, Order.confirmation_sent_at, order_id,
+        Order.status.in_(CONFIRMED_STATUSES),
+    )
 
 
 def send_refund_notice(attempt_id: int) -> bool:
     """Tell the buyer of a late payment that was refunded (no stock left), once.
     True when this call sent it. Never raises."""
+    return _send_once(
+        f"attempt {attempt_id}", "refund notice", _refund_notice,
+        PaymentAttempt, PaymentAttempt.refund_notice_sent_at, attempt_id,
+        PaymentAttempt.status == AttemptStatus.REFUNDED.value,
+        PaymentAttempt.refund_reason == NOTIFIED_REFUND_REASON,
+    )
+
+
+def _send_once(who: str, what: str, build, model, column, row_id: int, *conditions) -> bool:
+    """Claim ``column`` of the row, build the message (``build(row_id)`` -> (message,
+    name)) and deliver it; give the claim back if that fails. True when this call sent."""
     try:
-        claimed = _claim(
-            PaymentAttempt, PaymentAttempt.refund_notice_sent_at, attempt_id,
-            PaymentAttempt.status == AttemptStatus.REFUNDED.value,
-            PaymentAttempt.refund_reason == NOTIFIED_REFUND_REASON,
-        )
-        if not claimed:
+        if not _claim(model, column, row_id, *conditions):
             return False
     except Exception:
-        log.exception("attempt %s: could not claim its refund notice; it stays unsent", attempt_id)
+        log.exception("%s: could not claim its %s; it stays unsent", who, what)
         return False
     try:
-        message, name = _refund_notice(attempt_id)
+        message, name = build(row_id)
         deliver(message, name)
     except Exception:
-        log.exception("attempt %s: sending the refund notice failed; it will be retried", attempt_id)
-        _unclaim(PaymentAttempt, PaymentAttempt.refund_notice_sent_at, attempt_id)
+        log.exception("%s: sending the %s failed; it will be retried", who, what)
+        _unclaim(model, column, row_id)
         return False
-    log.info("attempt %s: refund notice sent to %s", attempt_id, message["To"])
+    log.info("%s (%s): %s sent to %s", who, name, what, message["To"])
     return True
 
 
