@@ -217,10 +217,7 @@ class Sandbox:
 
     def get_session(self, session_id: str) -> tuple[dict, dict]:
         with self.store.read() as conn:
-            found = load(conn, session_id, "checkout.session")
-        if found is None:
-            raise resource_missing("checkout.session", session_id)
-        return found
+            return _load_existing(conn, session_id, "checkout.session")
 
     def expand_session(self, session: dict, expand: list[str]) -> dict:
         """``session`` with the requested fields expanded (``payment_intent``,
@@ -269,10 +266,7 @@ class Sandbox:
 
     def expire_session(self, session_id: str, *, req: RequestInfo) -> dict:
         with self.store.write() as tx:
-            found = load(tx, session_id, "checkout.session")
-            if found is None:
-                raise resource_missing("checkout.session", session_id)
-            session, internal = found
+            session, internal = _load_existing(tx, session_id, "checkout.session")
             if session["status"] != "open":
                 raise invalid_request(
                     'Only Checkout Sessions with a status in ["open"] can be expired. '
@@ -297,10 +291,7 @@ class Sandbox:
     def lapse_session(self, session_id: str) -> None:
         """Test control: treat the session as past its ``expires_at`` from now on."""
         with self.store.write() as tx:
-            found = load(tx, session_id, "checkout.session")
-            if found is None:
-                raise resource_missing("checkout.session", session_id)
-            session, internal = found
+            session, internal = _load_existing(tx, session_id, "checkout.session")
             internal["lapse_at"] = self.now()
             save_object(tx, session, internal)
 
@@ -391,10 +382,7 @@ class Sandbox:
             return PaymentResult("invalid", field_errors=errors)
 
         with self.store.write() as tx:
-            found = load(tx, session_id, "checkout.session")
-            if found is None:
-                raise resource_missing("checkout.session", session_id)
-            session, internal = found
+            session, internal = _load_existing(tx, session_id, "checkout.session")
             if session["status"] != "open" or self._is_past_expiry(session, internal):
                 return PaymentResult("not_open")
             # As on Stripe, a customer_email given at creation is the email; the page shows it read-only.
@@ -435,10 +423,7 @@ class Sandbox:
     def authenticate(self, session_id: str, passed: bool) -> PaymentResult:
         """The buyer completes (or fails) the 3-D Secure step of a pending card payment."""
         with self.store.write() as tx:
-            found = load(tx, session_id, "checkout.session")
-            if found is None:
-                raise resource_missing("checkout.session", session_id)
-            session, internal = found
+            session, internal = _load_existing(tx, session_id, "checkout.session")
             if session["status"] != "open" or not isinstance(session["payment_intent"], str):
                 return PaymentResult("not_open")
             pi, pi_internal = load(tx, session["payment_intent"], "payment_intent")
@@ -566,10 +551,7 @@ class Sandbox:
         if outcome not in (None, "succeeded", "failed"):
             raise invalid_request("outcome must be succeeded or failed", param="outcome")
         with self.store.write() as tx:
-            found = load(tx, pi_id, "payment_intent")
-            if found is None:
-                raise resource_missing("payment_intent", pi_id)
-            pi, internal = found
+            pi, internal = _load_existing(tx, pi_id, "payment_intent")
             if pi["status"] != "processing":
                 return False
             if only_if_due and (internal.get("settle_at") is None or internal["settle_at"] > self.now()):
@@ -784,6 +766,14 @@ class Sandbox:
                     cursors[name] = seq
             items, has_more = page(conn, kind, where=where, args=args, limit=limit, **cursors)
         return render.list_object(url, items, has_more)
+
+
+def _load_existing(conn, object_id: str, kind: str) -> tuple[dict, dict]:
+    """The object and its sandbox-only state, or Stripe's resource_missing error."""
+    found = load(conn, object_id, kind)
+    if found is None:
+        raise resource_missing(kind, object_id)
+    return found
 
 
 def release_held(tx: Tx, group: int | None = None) -> None:
