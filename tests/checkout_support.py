@@ -246,3 +246,9 @@ def drop_completed(sandbox, count: int = 1):
     sandbox.control("POST", "/_sandbox/faults", {"kind": "drop", "count": count, "event_type": "checkout.session.completed"})
 
 
+def pay_but_drop_the_completion(sandbox, session_id: str) -> None:
+    """The buyer pays with 4242; Stripe's checkout.session.completed never reaches us."""
+    drop_completed(sandbox)
+    assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "succeeded"
+
+

@@ -24,7 +24,7 @@ from .checkout_support import (  # noqa: F401 (shop: fixture)
     CARD_OK,
     add,
     deliver,
-    drop_completed,
+    pay_but_drop_the_completion,
     signed,
     stored_events,
     stripe_event,
@@ -48,8 +48,7 @@ def test_badly_signed_stale_or_unsigned_webhooks_are_refused_and_nothing_is_stor
     event = make_event()
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
-    drop_completed(sandbox)
-    sandbox.pay(session_id, card=CARD_OK)
+    pay_but_drop_the_completion(sandbox, session_id)
     completed = stripe_event("checkout.session.completed", session_id)
 
     assert deliver(client, completed, secret="whsec_someone_else").status_code == 400
@@ -172,8 +171,7 @@ def test_a_dropped_webhook_is_made_good_by_the_success_page(shop, sandbox):
     event = make_event()
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
-    drop_completed(sandbox)
-    sandbox.pay(session_id, card=CARD_OK)
+    pay_but_drop_the_completion(sandbox, session_id)
     stripe_event("checkout.session.completed", session_id)
     time.sleep(0.5)
     # Within the first 10 s the page only waits for the webhook...
@@ -201,8 +199,7 @@ def test_a_dropped_webhook_is_made_good_by_reconcile_which_is_idempotent(shop, s
     event = make_event()
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
-    drop_completed(sandbox)
-    sandbox.pay(session_id, card=CARD_OK)
+    pay_but_drop_the_completion(sandbox, session_id)
     stripe_event("checkout.session.completed", session_id)
     assert order_of(session_id) is None
     runner = shop.test_cli_runner()
@@ -232,8 +229,7 @@ def test_crash_after_stripe_accepted_the_session_reconcile_recovers(shop, sandbo
     made = [s for s in gw.get_gateway().list_checkout_sessions(limit=100).auto_paging_iter()
             if s.metadata and "attempt_key" in s.metadata and s.metadata["attempt_key"] == attempt.idempotency_key]
     assert len(made) == 1  # the library's retries reused the key: one session
-    drop_completed(sandbox)
-    sandbox.pay(made[0].id, card=CARD_OK)
+    pay_but_drop_the_completion(sandbox, made[0].id)
     stripe_event("checkout.session.completed", made[0].id)
     assert order_of(made[0].id) is None
 
@@ -276,8 +272,7 @@ def test_the_database_failing_mid_fulfilment_answers_500_then_the_retry_succeeds
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {tt_id: 2})
-    drop_completed(sandbox)
-    sandbox.pay(session_id, card=CARD_OK)
+    pay_but_drop_the_completion(sandbox, session_id)
     completed = stripe_event("checkout.session.completed", session_id)
     db.session.remove()
     _arm_ticket_insert_failure(shop)
@@ -308,8 +303,7 @@ def test_success_page_and_webhook_fulfilling_at_the_same_moment_make_one_order(s
     tt_id = event.ticket_types[0].id
     buyer = shop.test_client()
     session_id = buy_until_stripe(buyer, event, {tt_id: 1})
-    drop_completed(sandbox)
-    sandbox.pay(session_id, card=CARD_OK)
+    pay_but_drop_the_completion(sandbox, session_id)
     completed = stripe_event("checkout.session.completed", session_id)
     stripe_side = shop.test_client()
     barrier = threading.Barrier(2)
@@ -379,8 +373,7 @@ def test_the_sweep_fulfils_a_lapsed_checkout_that_was_paid(shop, sandbox):
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {tt_id: 1})
-    drop_completed(sandbox)
-    sandbox.pay(session_id, card=CARD_OK)
+    pay_but_drop_the_completion(sandbox, session_id)
     stripe_event("checkout.session.completed", session_id)
     lapse(cart_token(client))
     output = shop.test_cli_runner().invoke(args=["sweep-holds"]).output
