@@ -26,9 +26,14 @@ from typing import Any, Callable
 import pytest
 import stripe
 
+from storefront.payments.sandbox.config import LIVE_KEY_PREFIXES
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT.parent / "shared" / "stripe" / "jsonschema-subset.json"
 TEST_KEY = "sk_test_sandbox_tests_0123456789"
+# Live-looking keys that are no keys at all: what the refusal tests offer.
+FAKE_LIVE_KEY = LIVE_KEY_PREFIXES[0] + "not_a_real_key"
+FAKE_LIVE_RESTRICTED_KEY = LIVE_KEY_PREFIXES[1] + "not_a_real_key"
 WEBHOOK_SECRET = "whsec_sandbox_tests_secret"
 
 

@@ -24,6 +24,7 @@ from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
     sandbox,
     no_faults_left,
     ROOT,
+    FAKE_LIVE_KEY,
     TEST_KEY,
     WEBHOOK_SECRET,
     Receiver,
@@ -185,8 +186,8 @@ def test_the_storefront_settings_generate_a_test_key_and_secret_once(tmp_path, m
 
 def test_a_live_key_goes_only_to_stripe(database_urls):
     with pytest.raises(LiveKeyError):
-        make_app(database_urls["sqlite"], STRIPE_SECRET_KEY="sk_live_51Habc", STRIPE_API_BASE="http://127.0.0.1:12111")
-    app = make_app(database_urls["sqlite"], STRIPE_SECRET_KEY="sk_live_51Habc", STRIPE_API_BASE=None)
+        make_app(database_urls["sqlite"], STRIPE_SECRET_KEY=FAKE_LIVE_KEY, STRIPE_API_BASE="http://127.0.0.1:12111")
+    app = make_app(database_urls["sqlite"], STRIPE_SECRET_KEY=FAKE_LIVE_KEY, STRIPE_API_BASE=None)
     assert "stripe_sandbox" not in app.extensions  # the real Stripe; nothing is called here
 
 

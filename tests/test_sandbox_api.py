@@ -19,6 +19,8 @@ from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
     sandbox,
     no_faults_left,
     ROOT,
+    FAKE_LIVE_KEY,
+    FAKE_LIVE_RESTRICTED_KEY,
     TEST_KEY,
     SandboxProcess,
     assert_stripe_shape,
@@ -260,7 +262,7 @@ def test_expires_at_bounds_are_inclusive(client):
 # --- authentication --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["pk_test_123", "sk_live_123", "not-a-key"])
+@pytest.mark.parametrize("key", ["pk_test_123", FAKE_LIVE_KEY, "not-a-key"])
 def test_wrong_keys_are_authentication_errors(sandbox, key):
     with pytest.raises(stripe.AuthenticationError) as error:
         sandbox.client(key).v1.checkout.sessions.list()
@@ -472,9 +474,9 @@ def test_refuses_to_start_with_a_live_key(tmp_path, how):
     command = [sys.executable, "-m", "storefront.payments.sandbox", "--port", "0", "--db", str(tmp_path / "x.db")]
     env = {"PATH": "/usr/bin:/bin"}
     if how == "env":
-        env["STRIPE_SECRET_KEY"] = "sk_live_51Habc"
+        env["STRIPE_SECRET_KEY"] = FAKE_LIVE_KEY
     else:
-        command += ["--api-key", "rk_live_51Habc"]
+        command += ["--api-key", FAKE_LIVE_RESTRICTED_KEY]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "Refusing to start" in result.stderr and "live" in result.stderr

@@ -9,9 +9,13 @@ class LiveKeyError(RuntimeError):
     """A live Stripe key was offered to a test-only tool."""
 
 
+# Secret and restricted keys that would move real money.
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+
+
 def looks_live(key: str | None) -> bool:
-    """True for keys that would move real money (``sk_live_…``, ``rk_live_…``)."""
-    return bool(key) and key.startswith(("sk_live_", "rk_live_"))
+    """True for keys that would move real money (``LIVE_KEY_PREFIXES``)."""
+    return bool(key) and key.startswith(LIVE_KEY_PREFIXES)
 
 
 def refuse_live_key(key: str | None, where: str) -> None:
