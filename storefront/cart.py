@@ -99,16 +99,12 @@ class CartView:
 
 # The statements of the hot path (event page, add to cart), built once: building
 # them and their cache keys anew each time cost more than running them (bench/REPORT.md).
-_CART_TO_VIEW = (
-    select(Cart)
-    .where(Cart.token == bindparam("token"))
-    .options(joinedload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event))
-)
+_LINES_WITH_EVENT = joinedload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event)
+_CART_TO_VIEW = select(Cart).where(Cart.token == bindparam("token")).options(_LINES_WITH_EVENT)
 # The same with every ticket type of the cart's event: a cart change answers the cart
 # and that event's availability, from this one query.
-_CART_AND_EVENT_TO_VIEW = _CART_TO_VIEW.options(
-    joinedload(Cart.items).joinedload(CartItem.ticket_type).joinedload(TicketType.event)
-    .joinedload(Event.ticket_types)
+_CART_AND_EVENT_TO_VIEW = select(Cart).where(Cart.token == bindparam("token")).options(
+    _LINES_WITH_EVENT.joinedload(Event.ticket_types)
 )
 
 
