@@ -335,3 +335,34 @@ def test_adding_another_events_tickets_while_checking_out_is_refused_and_keeps_t
     assert gw.get_gateway().retrieve_checkout_session(session_id).status == "open"
     assert cart_by_token(cart_token(client)).status == CartStatus.CHECKING_OUT.value
     assert ticket_type(other.ticket_types[0].id).held == 0
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def test_the_order_is_committed_durably(shop, sandbox):
+    """Never lose a paid order: the transaction that makes it waits for the disk,
+    unlike a cart hold's."""
+    from sqlalchemy import event as sa_event
+
+    commits: list[tuple[str, bool]] = []  # (synchronous_commit, the transaction inserted an order)
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO ORDERS"):
+            conn.info["inserted_order"] = True
+
+    def at_commit(conn):
+        commits.append((conn.exec_driver_sql("SHOW synchronous_commit").scalar_one(),
+                        conn.info.pop("inserted_order", False)))
+
+    event = make_event()
+    client = shop.test_client()
+    sa_event.listen(db.engine, "before_cursor_execute", on_execute)
+    sa_event.listen(db.engine, "commit", at_commit)
+    try:
+        session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
+        assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "succeeded"
+        wait_for_order(session_id)
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", on_execute)
+        sa_event.remove(db.engine, "commit", at_commit)
+    assert [setting for setting, inserted in commits if inserted] == ["on"]
+    assert ("off", False) in commits  # the cart's hold, by contrast

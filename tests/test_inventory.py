@@ -356,3 +356,27 @@ def test_sell_refuses_what_is_not_held_and_changes_nothing(app):
             inventory.sell({db.session.get(TicketType, tt.id): 2})
     fresh = ticket_type(tt.id)
     assert (fresh.held, fresh.sold) == (1, 0)
+
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def test_cart_holds_commit_without_waiting_for_the_disk_and_other_writes_wait(app):
+    """Cart changes may be lost in a crash (the buyer adds again); nothing else may."""
+    from sqlalchemy import event as sa_event
+
+    seen: list[str] = []
+
+    def at_commit(conn):
+        seen.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar_one())
+
+    event = make_event()
+    tt = event.ticket_types[0]
+    sa_event.listen(db.engine, "commit", at_commit)
+    try:
+        carts.add_tickets(None, event.slug, {tt.id: 1})
+        assert seen == ["off"]
+        with write_transaction():  # orders, payments, anything that is not a hold
+            inventory.hold({ticket_type(tt.id): 1})
+        assert seen == ["off", "on"]
+    finally:
+        sa_event.remove(db.engine, "commit", at_commit)
