@@ -27,6 +27,7 @@ Run from the project root with the venv:
 
 Everything stays on loopback and is bounded in time and count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,7 +83,7 @@ def pct(values: list[float], p: float) -> float:
 def sqlalchemy_url(url: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -169,6 +170,7 @@ def machine_cpu() -> tuple[float, float]:
 
 def busy_fraction(seconds: float = 2.0) -> float:
     """Share of the machine's CPU time in use over ``seconds`` (0..1)."""
+
     def sample():
         f = [int(x) for x in read_proc("/proc/stat").splitlines()[0].split()[1:]]
         return sum(f), f[3] + f[4]  # total, idle + iowait
@@ -195,7 +197,9 @@ def machine_facts(db_url: str) -> dict[str, str]:
     cpuinfo = read_proc("/proc/cpuinfo")
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
     mhz = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("cpu MHz")), "?")
-    mem_kb = next((int(line.split()[1]) for line in read_proc("/proc/meminfo").splitlines() if line.startswith("MemTotal")), 0)
+    mem_kb = next(
+        (int(line.split()[1]) for line in read_proc("/proc/meminfo").splitlines() if line.startswith("MemTotal")), 0
+    )
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -207,7 +211,7 @@ def machine_facts(db_url: str) -> dict[str, str]:
     import gunicorn
 
     return {
-        "date (UTC)": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "date (UTC)": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
         "CPUs (nproc)": str(os.cpu_count()),
         "CPU model": f"{model} ({mhz} MHz)",
         "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
@@ -247,13 +251,25 @@ def recreate_database(db_url: str, capacity: int) -> int:
         with write_transaction():
             org = Organiser(name="Bench Productions", slug="bench")
             event = Event(
-                organiser=org, slug=SLUG, title="Flash Sale Live", description="The on-sale minute.",
-                venue="Bench Arena, Paris", starts_at=utcnow() + dt.timedelta(days=30),
-                timezone="Europe/Paris", currency="EUR", status=EventStatus.PUBLISHED.value,
+                organiser=org,
+                slug=SLUG,
+                title="Flash Sale Live",
+                description="The on-sale minute.",
+                venue="Bench Arena, Paris",
+                starts_at=utcnow() + dt.timedelta(days=30),
+                timezone="Europe/Paris",
+                currency="EUR",
+                status=EventStatus.PUBLISHED.value,
             )
             event.ticket_types = [
-                TicketType(name="General admission", description="Standing.", price_cents=4500,
-                           capacity=capacity, max_per_order=10, position=1),
+                TicketType(
+                    name="General admission",
+                    description="Standing.",
+                    price_cents=4500,
+                    capacity=capacity,
+                    max_per_order=10,
+                    position=1,
+                ),
             ]
             db.session.add(event)
         tt_id = event.ticket_types[0].id
@@ -280,7 +296,8 @@ def verify(db_url: str, tt_id: int, capacity: int, successes: int, quantity: int
             {"id": tt_id},
         ).scalar_one()
         holding_carts = conn.execute(
-            text("SELECT count(*) FROM carts WHERE status IN ('active', 'checking_out')")).scalar_one()
+            text("SELECT count(*) FROM carts WHERE status IN ('active', 'checking_out')")
+        ).scalar_one()
         all_carts = conn.execute(text("SELECT count(*) FROM carts")).scalar_one()
     engine.dispose()
     oversell = max(0, successes * quantity - capacity)
@@ -293,8 +310,14 @@ def verify(db_url: str, tt_id: int, capacity: int, successes: int, quantity: int
         "one cart per successful buyer": all_carts == successes and (sold_ok or holding_carts == successes),
     }
     return {
-        "held": held, "sold": sold, "capacity": cap, "in_active_carts": in_holding_carts,
-        "active_carts": holding_carts, "all_carts": all_carts, "oversell": oversell, "checks": checks,
+        "held": held,
+        "sold": sold,
+        "capacity": cap,
+        "in_active_carts": in_holding_carts,
+        "active_carts": holding_carts,
+        "all_carts": all_carts,
+        "oversell": oversell,
+        "checks": checks,
     }
 
 
@@ -324,8 +347,14 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
-def start_gunicorn(args, db_url: str, secret: str, extra_env: dict[str, str] | None = None,
-                   port: int | None = None, workers: int | None = None) -> Server:
+def start_gunicorn(
+    args,
+    db_url: str,
+    secret: str,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> Server:
     """gunicorn on ``port`` (default --port) with ``workers`` (default --workers)."""
     port, workers = port or args.port, workers or args.workers
     out = BENCH / "out"
@@ -343,9 +372,20 @@ def start_gunicorn(args, db_url: str, secret: str, extra_env: dict[str, str] | N
     env.update(extra_env or {})
     env.pop("GUNICORN_CMD_ARGS", None)
     cmd = [
-        str(VENV_BIN / "gunicorn"), "-c", str(args.gunicorn_conf), "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--worker-class", args.worker_class, "--threads", str(args.threads),
-        "--error-logfile", str(log), "wsgi:app",
+        str(VENV_BIN / "gunicorn"),
+        "-c",
+        str(args.gunicorn_conf),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        args.worker_class,
+        "--threads",
+        str(args.threads),
+        "--error-logfile",
+        str(log),
+        "wsgi:app",
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     server = Server(proc, port, log)
@@ -414,8 +454,15 @@ class Jar:
         return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
 
 
-async def one_buyer(conn: Connection, base: str, tt_id: int, quantity: int, result: LoadResult,
-                    buyer: int = 0, pay_conn: Connection | None = None) -> None:
+async def one_buyer(
+    conn: Connection,
+    base: str,
+    tt_id: int,
+    quantity: int,
+    result: LoadResult,
+    buyer: int = 0,
+    pay_conn: Connection | None = None,
+) -> None:
     jar = Jar()
     t0 = time.perf_counter()
     r = await conn.request("GET", f"/events/{SLUG}", jar.header())
@@ -434,8 +481,13 @@ async def one_buyer(conn: Connection, base: str, tt_id: int, quantity: int, resu
         result.page_sold_out += 1
     csrf = token.group(1).decode()
     form = urlencode({"csrf_token": csrf, f"quantity-{tt_id}": str(quantity)}).encode()
-    headers = {"HX-Request": "true", "HX-Current-URL": f"{base}/events/{SLUG}", "X-CSRFToken": csrf,
-               "Content-Type": "application/x-www-form-urlencoded", **jar.header()}
+    headers = {
+        "HX-Request": "true",
+        "HX-Current-URL": f"{base}/events/{SLUG}",
+        "X-CSRFToken": csrf,
+        "Content-Type": "application/x-www-form-urlencoded",
+        **jar.header(),
+    }
     t0 = time.perf_counter()
     r = await conn.request("POST", f"/events/{SLUG}/cart", headers, form)
     result.samples.append(Sample("add", r.status, (time.perf_counter() - t0) * 1000))
@@ -457,8 +509,16 @@ async def one_buyer(conn: Connection, base: str, tt_id: int, quantity: int, resu
     result.buyers_done += 1
 
 
-async def flash_sale(base: str, tt_id: int, buyers: int, connections: int, quantity: int, limit_s: float,
-                     rate: float | None, pay_base: str | None = None) -> LoadResult:
+async def flash_sale(
+    base: str,
+    tt_id: int,
+    buyers: int,
+    connections: int,
+    quantity: int,
+    limit_s: float,
+    rate: float | None,
+    pay_base: str | None = None,
+) -> LoadResult:
     result = LoadResult()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(buyers):
@@ -481,7 +541,7 @@ async def flash_sale(base: str, tt_id: int, buyers: int, connections: int, quant
                         await asyncio.sleep(delay)
                 try:
                     await one_buyer(conn, base, tt_id, quantity, result, i, pay_conn)
-                except (HTTPError, OSError, asyncio.TimeoutError) as error:
+                except (TimeoutError, HTTPError, OSError) as error:
                     result.errors.append(f"{type(error).__name__}: {error}")
                     await conn.close()
                     if pay_conn is not None:
@@ -495,7 +555,7 @@ async def flash_sale(base: str, tt_id: int, buyers: int, connections: int, quant
     tasks = [asyncio.create_task(runner()) for _ in range(connections)]
     try:
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=limit_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         result.errors.append(f"flash sale did not finish within {limit_s:.0f} s")
         for t in tasks:
             t.cancel()
@@ -526,13 +586,27 @@ async def page_only_async(base: str, connections: int, seconds: float) -> dict:
     start = time.perf_counter()
     await asyncio.gather(*(loop() for _ in range(connections)))
     wall = time.perf_counter() - start
-    return {"tool": "asyncio client", "rps": len(lat) / wall, "p50": pct(lat, 50), "p99": pct(lat, 99),
-            "requests": len(lat), "non_2xx": sum(n for s, n in statuses.items() if s != 200)}
+    return {
+        "tool": "asyncio client",
+        "rps": len(lat) / wall,
+        "p50": pct(lat, 50),
+        "p99": pct(lat, 99),
+        "requests": len(lat),
+        "non_2xx": sum(n for s, n in statuses.items() if s != 200),
+    }
 
 
 def page_only_wrk(base: str, connections: int, seconds: float, threads: int) -> dict:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "--latency",
-           f"{base}/events/{SLUG}"]
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{int(seconds)}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        f"{base}/events/{SLUG}",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
 
     def unit_ms(value: str) -> float:
@@ -546,10 +620,16 @@ def page_only_wrk(base: str, connections: int, seconds: float, threads: int) -> 
     total = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"tool": f"wrk -t{threads}", "rps": float(rps.group(1)), "p50": unit_ms(p50.group(1)),
-            "p99": unit_ms(p99.group(1)), "requests": int(total.group(1)),
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else "",
-            "raw": out}
+    return {
+        "tool": f"wrk -t{threads}",
+        "rps": float(rps.group(1)),
+        "p50": unit_ms(p50.group(1)),
+        "p99": unit_ms(p99.group(1)),
+        "requests": int(total.group(1)),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1) if errors else "",
+        "raw": out,
+    }
 
 
 async def warm_up(base: str, requests: int) -> None:
@@ -583,8 +663,9 @@ def run_once(args, connections: int, db_url: str) -> dict:
     try:
         server = start_gunicorn(args, db_url, secret, sandbox.storefront_env() if sandbox else None)
         if sandbox and args.webhook_workers:
-            hooks = start_gunicorn(args, db_url, secret, sandbox.storefront_env(), port=args.port + 1,
-                                   workers=args.webhook_workers)
+            hooks = start_gunicorn(
+                args, db_url, secret, sandbox.storefront_env(), port=args.port + 1, workers=args.webhook_workers
+            )
     except BaseException:
         if sandbox:
             sandbox.stop()
@@ -597,8 +678,18 @@ def run_once(args, connections: int, db_url: str) -> dict:
             watcher = purchase.OrderWatcher(sqlalchemy_url(db_url))
             watcher.start()
         srv0, pg0, (busy0, all0) = cpu_by_pid(workers), cpu_by_pid(postgres_pids()), machine_cpu()
-        load = asyncio.run(flash_sale(server.base, tt_id, args.buyers, connections, args.quantity, args.max_seconds,
-                                      args.rate, sandbox.base if sandbox else None))
+        load = asyncio.run(
+            flash_sale(
+                server.base,
+                tt_id,
+                args.buyers,
+                connections,
+                args.quantity,
+                args.max_seconds,
+                args.rate,
+                sandbox.base if sandbox else None,
+            )
+        )
         srv_cpu = cpu_since(srv0, server.workers())
         pg_cpu = cpu_since(pg0, postgres_pids())
         busy1, all1 = machine_cpu()
@@ -606,8 +697,11 @@ def run_once(args, connections: int, db_url: str) -> dict:
         # the kernel's share outside process accounting and other people's processes.
         other_cpu = max(0.0, (busy1 - busy0) - srv_cpu - pg_cpu - load.client_cpu_s)
         machine_busy = (busy1 - busy0) / max(1e-9, all1 - all0)
-        print(f"  flash sale: {load.buyers_done} buyers in {load.wall_s:.2f} s, {load.held} held, "
-              f"{load.sold_out} sold out, {len(load.errors)} errors", flush=True)
+        print(
+            f"  flash sale: {load.buyers_done} buyers in {load.wall_s:.2f} s, {load.held} held, "
+            f"{load.sold_out} sold out, {len(load.errors)} errors",
+            flush=True,
+        )
         purchase_result = None
         if sandbox:
             # The last webhooks may still be on their way: wait (bounded) for every paid order.
@@ -617,28 +711,41 @@ def run_once(args, connections: int, db_url: str) -> dict:
                 time.sleep(0.2)
             watcher.stop()
             purchase_result = {
-                "purchase": purchase.summary(load.purchase, watcher.seen, sandbox.webhook_deliveries(), load.wall_s, pct),
+                "purchase": purchase.summary(
+                    load.purchase, watcher.seen, sandbox.webhook_deliveries(), load.wall_s, pct
+                ),
                 "purchase_checks": purchase.verify(sqlalchemy_url(db_url), tt_id, args.capacity, load.purchase),
                 "purchase_errors": load.purchase.errors,
                 "webhook_workers": args.webhook_workers,
             }
             s = purchase_result["purchase"]
-            print(f"  purchase: {s['paid']} paid, {s['declined']} declined, {s['abandoned']} left; checkout p99 "
-                  f"{s['checkout_p99']:.0f} ms; payment -> order p99 {s['visible_p99']:.0f} ms", flush=True)
+            print(
+                f"  purchase: {s['paid']} paid, {s['declined']} declined, {s['abandoned']} left; checkout p99 "
+                f"{s['checkout_p99']:.0f} ms; payment -> order p99 {s['visible_p99']:.0f} ms",
+                flush=True,
+            )
         checks = verify(db_url, tt_id, args.capacity, load.held, args.quantity, sold_ok=bool(sandbox))
         if args.page_seconds > 0:
             if shutil.which("wrk") and not args.no_wrk:
                 page = page_only_wrk(server.base, connections, args.page_seconds, args.wrk_threads)
             else:
                 page = asyncio.run(page_only_async(server.base, connections, args.page_seconds))
-            print(f"  event page alone ({page['tool']}): {page['rps']:.0f} req/s, p50 {page['p50']:.1f} ms, "
-                  f"p99 {page['p99']:.1f} ms", flush=True)
+            print(
+                f"  event page alone ({page['tool']}): {page['rps']:.0f} req/s, p50 {page['p50']:.1f} ms, "
+                f"p99 {page['p99']:.1f} ms",
+                flush=True,
+            )
         else:
             page = None
-        memory = [{"pid": pid, "rss_kb": status_kb(pid, "VmRSS"), "pss_kb": pss_kb(pid),
-                   "hwm_kb": status_kb(pid, "VmHWM")} for pid in server.workers()]
-        master = {"pid": server.proc.pid, "rss_kb": status_kb(server.proc.pid, "VmRSS"),
-                  "pss_kb": pss_kb(server.proc.pid)}
+        memory = [
+            {"pid": pid, "rss_kb": status_kb(pid, "VmRSS"), "pss_kb": pss_kb(pid), "hwm_kb": status_kb(pid, "VmHWM")}
+            for pid in server.workers()
+        ]
+        master = {
+            "pid": server.proc.pid,
+            "rss_kb": status_kb(server.proc.pid, "VmRSS"),
+            "pss_kb": pss_kb(server.proc.pid),
+        }
     finally:
         server.stop()
         if hooks is not None:
@@ -650,9 +757,21 @@ def run_once(args, connections: int, db_url: str) -> dict:
     errors = load.errors[:]
     if any(w for w in read_proc(str(server.log)).splitlines() if "Traceback" in w or "[ERROR]" in w):
         errors.append(f"gunicorn logged errors, see {server.log}")
-    return {"connections": connections, "busy_before": busy_before, "other_cpu_s": other_cpu,
-            "machine_busy": machine_busy, "load": load, "checks": checks, "page": page, "memory": memory,
-            "master": master, "server_cpu_s": srv_cpu, "pg_cpu_s": pg_cpu, "errors": errors, **(purchase_result or {})}
+    return {
+        "connections": connections,
+        "busy_before": busy_before,
+        "other_cpu_s": other_cpu,
+        "machine_busy": machine_busy,
+        "load": load,
+        "checks": checks,
+        "page": page,
+        "memory": memory,
+        "master": master,
+        "server_cpu_s": srv_cpu,
+        "pg_cpu_s": pg_cpu,
+        "errors": errors,
+        **(purchase_result or {}),
+    }
 
 
 # --- report ------------------------------------------------------------------------------
@@ -667,10 +786,15 @@ def summarize(run: dict, args) -> dict:
         "buyers_per_s": load.buyers_done / load.wall_s if load.wall_s else 0.0,
         "add_rps": len(adds) / load.wall_s if load.wall_s else 0.0,
         "req_per_s": n_req / load.wall_s if load.wall_s else 0.0,
-        "add_p50": pct(adds, 50), "add_p99": pct(adds, 99), "add_max": max(adds, default=float("nan")),
-        "add200_p50": pct(load.ms("add", 200), 50), "add200_p99": pct(load.ms("add", 200), 99),
-        "add409_p50": pct(load.ms("add", 409), 50), "add409_p99": pct(load.ms("add", 409), 99),
-        "page_p50": pct(pages, 50), "page_p99": pct(pages, 99),
+        "add_p50": pct(adds, 50),
+        "add_p99": pct(adds, 99),
+        "add_max": max(adds, default=float("nan")),
+        "add200_p50": pct(load.ms("add", 200), 50),
+        "add200_p99": pct(load.ms("add", 200), 99),
+        "add409_p50": pct(load.ms("add", 409), 50),
+        "add409_p99": pct(load.ms("add", 409), 99),
+        "page_p50": pct(pages, 50),
+        "page_p99": pct(pages, 99),
         "server_cpu_ms_per_req": run["server_cpu_s"] * 1000 / n_req if n_req else 0.0,
         "pg_cpu_ms_per_req": run["pg_cpu_s"] * 1000 / n_req if n_req else 0.0,
         "client_cpu_ms_per_req": load.client_cpu_s * 1000 / n_req if n_req else 0.0,
@@ -699,12 +823,14 @@ def render_report(args, facts: dict, runs: list[dict]) -> tuple[str, bool, bool]
         f"- gunicorn `{args.gunicorn_conf.relative_to(ROOT)}`: {args.workers} workers, `{args.worker_class}`"
         + (f" × {args.threads} threads" if args.worker_class == "gthread" else "")
         + f", DB pool {args.pool_size} (+{args.pool_size} overflow) per worker, PostgreSQL on the same machine.",
-        "- load generator: asyncio streams (bench/lean_http.py) on the same machine, one connection each, closed loop: each connection starts the next "
-        "buyer as soon as its last one is done" + (f", paced at {args.rate:g} buyers/s" if args.rate else "")
-        + "; event page alone: " + ("wrk" if shutil.which("wrk") and not args.no_wrk else "the asyncio client")
+        "- load generator: asyncio streams (bench/lean_http.py) on the same machine, one connection each, "
+        "closed loop: each connection starts the next "
+        "buyer as soon as its last one is done"
+        + (f", paced at {args.rate:g} buyers/s" if args.rate else "")
+        + "; event page alone: "
+        + ("wrk" if shutil.which("wrk") and not args.no_wrk else "the asyncio client")
         + f" for {args.page_seconds:g} s without cookies (first visit: new session + CSRF token each time).",
-        "- every run starts from a fresh database and a fresh gunicorn, warmed with "
-        "40 event-page requests per worker.",
+        "- every run starts from a fresh database and a fresh gunicorn, warmed with 40 event-page requests per worker.",
         "",
         "### Results",
         "",
@@ -719,7 +845,8 @@ def render_report(args, facts: dict, runs: list[dict]) -> tuple[str, bool, bool]
         alone = f"{page['rps']:.0f}" if page else "–"
         alone_lat = f"{page['p50']:.1f} / {page['p99']:.1f}" if page else "–"
         lines.append(
-            f"| {run['connections']} | {s['buyers_per_s']:.0f} | {s['add_rps']:.0f} | {s['add_p50']:.1f} / {s['add_p99']:.1f} "
+            f"| {run['connections']} | {s['buyers_per_s']:.0f} | {s['add_rps']:.0f} | {s['add_p50']:.1f} / "
+            f"{s['add_p99']:.1f} "
             f"| {s['page_p50']:.1f} / {s['page_p99']:.1f} | {alone} | {alone_lat} | {c['held']} / {args.capacity} "
             f"| {c['oversell']} |"
         )
@@ -743,16 +870,23 @@ def render_report(args, facts: dict, runs: list[dict]) -> tuple[str, bool, bool]
         ]
         if run["page"]:
             p = run["page"]
-            lines.append(f"- event page alone ({p['tool']}, {run['connections']} connections): {p['requests']} requests, "
-                         f"{p['rps']:.0f} req/s, p50 {p['p50']:.1f} ms, p99 {p['p99']:.1f} ms, non-2xx {p['non_2xx']}"
-                         + (f", socket errors: {p['socket_errors']}" if p.get("socket_errors") else ""))
-        lines.append("- database checks: " + ", ".join(f"{k} {'✔' if v else '✘ FAILED'}" for k, v in c["checks"].items())
-                     + f" (held {c['held']}, sold {c['sold']}, in active carts {c['in_active_carts']}, "
-                     f"active carts {c['active_carts']})")
+            lines.append(
+                f"- event page alone ({p['tool']}, {run['connections']} connections): {p['requests']} requests, "
+                f"{p['rps']:.0f} req/s, p50 {p['p50']:.1f} ms, p99 {p['p99']:.1f} ms, non-2xx {p['non_2xx']}"
+                + (f", socket errors: {p['socket_errors']}" if p.get("socket_errors") else "")
+            )
+        lines.append(
+            "- database checks: "
+            + ", ".join(f"{k} {'✔' if v else '✘ FAILED'}" for k, v in c["checks"].items())
+            + f" (held {c['held']}, sold {c['sold']}, in active carts {c['in_active_carts']}, "
+            f"active carts {c['active_carts']})"
+        )
         mem = ", ".join(f"{m['rss_kb'] / 1024:.1f}" for m in run["memory"])
         pss = ", ".join(f"{m['pss_kb'] / 1024:.1f}" for m in run["memory"])
-        lines.append(f"- worker resident memory after the run (VmRSS, MiB): {mem}; proportional (Pss): {pss}; "
-                     f"master {run['master']['rss_kb'] / 1024:.1f} MiB RSS")
+        lines.append(
+            f"- worker resident memory after the run (VmRSS, MiB): {mem}; proportional (Pss): {pss}; "
+            f"master {run['master']['rss_kb'] / 1024:.1f} MiB RSS"
+        )
         if run["errors"]:
             lines.append(f"- **errors** ({len(run['errors'])}): " + "; ".join(sorted(set(run["errors"]))[:10]))
         lines.append("")
@@ -764,14 +898,29 @@ def render_report(args, facts: dict, runs: list[dict]) -> tuple[str, bool, bool]
     verdicts = []
     if 64 in by_conn:
         s = summarize(by_conn[64], args)
-        verdicts.append((f"≥ {TARGET_BUYERS_PER_S:.0f} buyers/s at 64 connections", f"{s['buyers_per_s']:.0f}",
-                         s["buyers_per_s"] >= TARGET_BUYERS_PER_S))
-        verdicts.append((f"add-to-cart p99 ≤ {TARGET_ADD_P99_MS:.0f} ms at 64 connections", f"{s['add_p99']:.1f} ms",
-                         s["add_p99"] <= TARGET_ADD_P99_MS))
+        verdicts.append(
+            (
+                f"≥ {TARGET_BUYERS_PER_S:.0f} buyers/s at 64 connections",
+                f"{s['buyers_per_s']:.0f}",
+                s["buyers_per_s"] >= TARGET_BUYERS_PER_S,
+            )
+        )
+        verdicts.append(
+            (
+                f"add-to-cart p99 ≤ {TARGET_ADD_P99_MS:.0f} ms at 64 connections",
+                f"{s['add_p99']:.1f} ms",
+                s["add_p99"] <= TARGET_ADD_P99_MS,
+            )
+        )
     pages = [run["page"]["rps"] for run in runs if run["page"]]
     if pages:
-        verdicts.append((f"event page alone ≥ {TARGET_PAGE_RPS:.0f} req/s", f"{max(pages):.0f} req/s (best run)",
-                         max(pages) >= TARGET_PAGE_RPS))
+        verdicts.append(
+            (
+                f"event page alone ≥ {TARGET_PAGE_RPS:.0f} req/s",
+                f"{max(pages):.0f} req/s (best run)",
+                max(pages) >= TARGET_PAGE_RPS,
+            )
+        )
     verdicts.append(("oversell = 0 and held == C in every run", "yes" if ok else "NO", ok))
     lines += ["| target | measured | |", "|---|---|---|"]
     for name, value, met in verdicts:
@@ -791,7 +940,9 @@ def write_report(path: Path, body: str, section: str = "results") -> None:
     append the section if the report has none yet."""
     begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
     block = f"{begin}\n{body}{end}"
-    text = path.read_text() if path.exists() else "# Flash-sale benchmark report\n\nGenerated by `bench/flash_sale.py`.\n"
+    text = (
+        path.read_text() if path.exists() else "# Flash-sale benchmark report\n\nGenerated by `bench/flash_sale.py`.\n"
+    )
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         path.write_text(head + block + rest.split(end, 1)[1])
@@ -801,7 +952,9 @@ def write_report(path: Path, body: str, section: str = "results") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--buyers", type=int, default=2000)
     ap.add_argument("--capacity", type=int, default=500)
     ap.add_argument("--quantity", type=int, default=1, help="tickets per buyer (default 1)")
@@ -811,21 +964,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2 * cores)
     ap.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--pool-size", type=int, default=None,
-                    help="DB_POOL_SIZE per worker (default: one connection per thread, at least 2)")
+    ap.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="DB_POOL_SIZE per worker (default: one connection per thread, at least 2)",
+    )
     ap.add_argument("--gunicorn-conf", type=Path, default=BENCH / "gunicorn.conf.py")
     ap.add_argument("--page-seconds", type=float, default=10, help="event page alone for this long (0: skip)")
     ap.add_argument("--wrk-threads", type=int, default=1)
     ap.add_argument("--no-wrk", action="store_true", help="measure the page with the async client even if wrk exists")
     ap.add_argument("--rate", type=float, default=None, help="open loop: buyers arrive at this rate per second")
-    ap.add_argument("--purchase", action="store_true",
-                    help="the whole purchase: buyers who got a ticket check out and pay on the Stripe sandbox "
-                         "(its own process); written to the report's purchase section")
-    ap.add_argument("--webhook-workers", type=int, default=0,
-                    help="with --purchase: serve Stripe's webhooks from this many gunicorn workers of their own "
-                         "(default 0: the same workers as the buyers)")
-    ap.add_argument("--quiet-wait", type=float, default=300,
-                    help="before each run, wait up to this long for other work to leave the CPUs idle (0: don't)")
+    ap.add_argument(
+        "--purchase",
+        action="store_true",
+        help="the whole purchase: buyers who got a ticket check out and pay on the Stripe sandbox "
+        "(its own process); written to the report's purchase section",
+    )
+    ap.add_argument(
+        "--webhook-workers",
+        type=int,
+        default=0,
+        help="with --purchase: serve Stripe's webhooks from this many gunicorn workers of their own "
+        "(default 0: the same workers as the buyers)",
+    )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=300,
+        help="before each run, wait up to this long for other work to leave the CPUs idle (0: don't)",
+    )
     ap.add_argument("--max-seconds", type=float, default=300, help="give up on a flash sale after this long")
     ap.add_argument("--report", type=Path, default=BENCH / "REPORT.md")
     ap.add_argument("--no-report", action="store_true", help="print only, do not write bench/REPORT.md")

@@ -6,6 +6,7 @@ Every value can be overridden on the command line (flash_sale.py passes --bind,
 --workers, --worker-class and --threads) or through GUNICORN_* style environment
 variables that gunicorn itself reads (GUNICORN_CMD_ARGS).
 """
+
 import multiprocessing
 
 bind = "127.0.0.1:8000"

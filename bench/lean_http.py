@@ -6,6 +6,7 @@ of CPU per request here; this spends a fraction of that. It speaks only what the
 benchmark needs: one request at a time per connection, keep-alive when the server
 allows it (a new connection when it closes), Content-Length bodies.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,9 @@ class Connection:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, headers: dict[str, str] | None = None,
-                      body: bytes = b"") -> Response:
+    async def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> Response:
         return await asyncio.wait_for(self._request(method, path, headers or {}, body), self.timeout)
 
     async def _request(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:

@@ -12,6 +12,7 @@ round trip to the storefront, i.e. its handling time), and payment -> order visi
 (the moment the sandbox answered the buyer's payment to the moment a watcher polling
 the orders table every 20 ms sees the order committed). Checked: the promises.
 """
+
 from __future__ import annotations
 
 import signal
@@ -60,9 +61,23 @@ class SandboxServer:
             Path(str(self.db) + suffix).unlink(missing_ok=True)
         self.log = out / f"sandbox-{self.port}.log"
         cmd = [
-            sys.executable, "-m", "storefront.payments.sandbox", "--port", str(self.port), "--db", str(self.db),
-            "--api-key", BENCH_KEY, "--webhook-secret", BENCH_WEBHOOK_SECRET, "--webhook-url", webhook_url,
-            "--retry-base", "1", "--delivery-concurrency", "32",
+            sys.executable,
+            "-m",
+            "storefront.payments.sandbox",
+            "--port",
+            str(self.port),
+            "--db",
+            str(self.db),
+            "--api-key",
+            BENCH_KEY,
+            "--webhook-secret",
+            BENCH_WEBHOOK_SECRET,
+            "--webhook-url",
+            webhook_url,
+            "--retry-base",
+            "1",
+            "--delivery-concurrency",
+            "32",
         ]
         # Subscribed to what the storefront acts on, as its endpoint at Stripe would be.
         from storefront.stripe_events import HANDLED_EVENTS
@@ -88,8 +103,11 @@ class SandboxServer:
         return f"http://127.0.0.1:{self.port}"
 
     def storefront_env(self) -> dict[str, str]:
-        return {"STRIPE_SECRET_KEY": BENCH_KEY, "STRIPE_API_BASE": self.base,
-                "STRIPE_WEBHOOK_SECRET": BENCH_WEBHOOK_SECRET}
+        return {
+            "STRIPE_SECRET_KEY": BENCH_KEY,
+            "STRIPE_API_BASE": self.base,
+            "STRIPE_WEBHOOK_SECRET": BENCH_WEBHOOK_SECRET,
+        }
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -114,7 +132,9 @@ class SandboxServer:
     def undelivered(self) -> int:
         conn = sqlite3.connect(self.db)
         try:
-            return conn.execute("SELECT count(*) FROM deliveries WHERE state NOT IN ('delivered', 'dropped')").fetchone()[0]
+            return conn.execute(
+                "SELECT count(*) FROM deliveries WHERE state NOT IN ('delivered', 'dropped')"
+            ).fetchone()[0]
         finally:
             conn.close()
 
@@ -132,10 +152,15 @@ class PurchaseStats:
 
 async def buy(conn: Connection, pay_conn: Connection, jar, csrf: str, buyer: int, stats: PurchaseStats) -> None:
     """From a held cart to Stripe and, for most buyers, a payment."""
-    form = urlencode({"csrf_token": csrf, "email": f"buyer{buyer}@example.com",
-                      "first-1": f"Buyer{buyer}", "last-1": "Bench"}).encode()
-    headers = {"HX-Request": "true", "X-CSRFToken": csrf, "Content-Type": "application/x-www-form-urlencoded",
-               **jar.header()}
+    form = urlencode(
+        {"csrf_token": csrf, "email": f"buyer{buyer}@example.com", "first-1": f"Buyer{buyer}", "last-1": "Bench"}
+    ).encode()
+    headers = {
+        "HX-Request": "true",
+        "X-CSRFToken": csrf,
+        "Content-Type": "application/x-www-form-urlencoded",
+        **jar.header(),
+    }
     t0 = time.perf_counter()
     r = await conn.request("POST", "/checkout", headers, form)
     stats.checkout_ms.append((time.perf_counter() - t0) * 1000)
@@ -151,10 +176,20 @@ async def buy(conn: Connection, pay_conn: Connection, jar, csrf: str, buyer: int
         stats.abandoned += 1
         return
     card = CARD_OK if outcome == PAY else CARD_DECLINED
-    body = urlencode({"email": f"buyer{buyer}@example.com", "method": "card", "card_number": card,
-                      "card_expiry": "12 / 34", "card_cvc": "123", "name": f"Buyer{buyer} Bench"}).encode()
+    body = urlencode(
+        {
+            "email": f"buyer{buyer}@example.com",
+            "method": "card",
+            "card_number": card,
+            "card_expiry": "12 / 34",
+            "card_cvc": "123",
+            "name": f"Buyer{buyer} Bench",
+        }
+    ).encode()
     t0 = time.perf_counter()
-    r = await pay_conn.request("POST", urlsplit(location).path, {"Content-Type": "application/x-www-form-urlencoded"}, body)
+    r = await pay_conn.request(
+        "POST", urlsplit(location).path, {"Content-Type": "application/x-www-form-urlencoded"}, body
+    )
     stats.pay_ms.append((time.perf_counter() - t0) * 1000)
     if outcome == PAY:
         if r.status == 303 and "/checkout/success" in dict(r.headers).get("location", ""):
@@ -208,10 +243,18 @@ def verify(db_url: str, tt_id: int, capacity: int, stats: PurchaseStats) -> dict
     engine = create_engine(db_url)
     with engine.connect() as conn:
         held, sold = conn.execute(text("SELECT held, sold FROM ticket_types WHERE id = :id"), {"id": tt_id}).one()
-        orders = dict(conn.execute(text(
-            "SELECT o.stripe_checkout_session_id, count(t.id) FROM orders o LEFT JOIN tickets t ON t.order_id = o.id"
-            " GROUP BY o.stripe_checkout_session_id")).all())
-        refunds = conn.execute(text("SELECT count(*) FROM payment_attempts WHERE stripe_refund_id IS NOT NULL")).scalar_one()
+        orders = dict(
+            conn.execute(
+                text(
+                    "SELECT o.stripe_checkout_session_id, count(t.id) FROM orders o LEFT JOIN tickets t ON "
+                    "t.order_id = o.id"
+                    " GROUP BY o.stripe_checkout_session_id"
+                )
+            ).all()
+        )
+        refunds = conn.execute(
+            text("SELECT count(*) FROM payment_attempts WHERE stripe_refund_id IS NOT NULL")
+        ).scalar_one()
     engine.dispose()
     paid = set(stats.paid_at)
     checks = {
@@ -230,14 +273,24 @@ def summary(stats: PurchaseStats, seen: dict[str, float], deliveries: list, wall
     ok = [ms for ms, status, _ in deliveries if status is not None and 200 <= status < 300]
     completed = [ms for ms, status, kind in deliveries if kind == "checkout.session.completed"]
     return {
-        "checkouts": len(stats.checkout_ms), "paid": len(stats.paid_at), "declined": stats.declined,
-        "abandoned": stats.abandoned, "purchases_per_s": len(stats.paid_at) / wall_s if wall_s else 0.0,
-        "checkout_p50": pct(stats.checkout_ms, 50), "checkout_p99": pct(stats.checkout_ms, 99),
-        "pay_p50": pct(stats.pay_ms, 50), "pay_p99": pct(stats.pay_ms, 99),
-        "deliveries": len(deliveries), "deliveries_not_2xx": len(deliveries) - len(ok),
-        "webhook_p50": pct(ok, 50), "webhook_p99": pct(ok, 99),
-        "completed_p50": pct(completed, 50), "completed_p99": pct(completed, 99),
-        "visible_p50": pct(visible, 50), "visible_p99": pct(visible, 99), "visible_max": max(visible, default=float("nan")),
+        "checkouts": len(stats.checkout_ms),
+        "paid": len(stats.paid_at),
+        "declined": stats.declined,
+        "abandoned": stats.abandoned,
+        "purchases_per_s": len(stats.paid_at) / wall_s if wall_s else 0.0,
+        "checkout_p50": pct(stats.checkout_ms, 50),
+        "checkout_p99": pct(stats.checkout_ms, 99),
+        "pay_p50": pct(stats.pay_ms, 50),
+        "pay_p99": pct(stats.pay_ms, 99),
+        "deliveries": len(deliveries),
+        "deliveries_not_2xx": len(deliveries) - len(ok),
+        "webhook_p50": pct(ok, 50),
+        "webhook_p99": pct(ok, 99),
+        "completed_p50": pct(completed, 50),
+        "completed_p99": pct(completed, 99),
+        "visible_p50": pct(visible, 50),
+        "visible_p99": pct(visible, 99),
+        "visible_max": max(visible, default=float("nan")),
         "never_visible": len(stats.paid_at) - len(visible),
     }
 
@@ -271,21 +324,31 @@ def render(runs: list[dict]) -> tuple[list[str], bool, bool]:
         s, c = run["purchase"], run["purchase_checks"]
         lines.append(
             f"- {run['connections']} connections: {s['deliveries']} webhook deliveries, {s['deliveries_not_2xx']} "
-            f"not 2xx; checkout.session.completed handled in p50 {s['completed_p50']:.1f} / p99 {s['completed_p99']:.1f} ms; "
+            f"not 2xx; checkout.session.completed handled in p50 {s['completed_p50']:.1f} / p99 "
+            f"{s['completed_p99']:.1f} ms; "
             f"the hosted page's payment answered in p50 {s['pay_p50']:.1f} / p99 {s['pay_p99']:.1f} ms; "
             f"{s['never_visible']} paid sessions never showed an order; promises: "
             + ", ".join(f"{k} {'✔' if v else '✘ FAILED'}" for k, v in c["checks"].items())
         )
         ok &= all(c["checks"].values()) and s["never_visible"] == 0 and not run["purchase_errors"]
         if run["purchase_errors"]:
-            lines.append(f"- **errors** ({len(run['purchase_errors'])}): " + "; ".join(sorted(set(run["purchase_errors"]))[:8]))
+            lines.append(
+                f"- **errors** ({len(run['purchase_errors'])}): " + "; ".join(sorted(set(run["purchase_errors"]))[:8])
+            )
         met &= s["checkout_p99"] <= TARGET_CHECKOUT_P99_MS and s["visible_p99"] <= TARGET_ORDER_VISIBLE_P99_MS
     lines += ["", "| target | measured | |", "|---|---|---|"]
     for run in runs:
         s = run["purchase"]
-        lines.append(f"| checkout creation p99 ≤ {TARGET_CHECKOUT_P99_MS:.0f} ms ({run['connections']} connections) "
-                     f"| {s['checkout_p99']:.1f} ms | {'met' if s['checkout_p99'] <= TARGET_CHECKOUT_P99_MS else '**missed**'} |")
-        lines.append(f"| payment -> order visible p99 ≤ {TARGET_ORDER_VISIBLE_P99_MS:.0f} ms ({run['connections']} connections) "
-                     f"| {s['visible_p99']:.0f} ms | {'met' if s['visible_p99'] <= TARGET_ORDER_VISIBLE_P99_MS else '**missed**'} |")
-    lines.append(f"| the promises hold in every purchase run | {'yes' if ok else 'NO'} | {'met' if ok else '**missed**'} |")
+        lines.append(
+            f"| checkout creation p99 ≤ {TARGET_CHECKOUT_P99_MS:.0f} ms ({run['connections']} connections) "
+            f"| {s['checkout_p99']:.1f} ms | {'met' if s['checkout_p99'] <= TARGET_CHECKOUT_P99_MS else '**missed**'} |"
+        )
+        lines.append(
+            f"| payment -> order visible p99 ≤ {TARGET_ORDER_VISIBLE_P99_MS:.0f} ms ({run['connections']} connections) "
+            f"| {s['visible_p99']:.0f} ms | "
+            f"{'met' if s['visible_p99'] <= TARGET_ORDER_VISIBLE_P99_MS else '**missed**'} |"
+        )
+    lines.append(
+        f"| the promises hold in every purchase run | {'yes' if ok else 'NO'} | {'met' if ok else '**missed**'} |"
+    )
     return lines, ok, met

@@ -9,6 +9,7 @@ because it is itself a guarded UPDATE of the status.
 
 Holding more tickets restarts the hold timer; lowering or removing does not.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,8 @@ from .errors import (
     EventNotFound,
     InvalidQuantity,
     LineNotFound,
-    NotOnSaleYet,
     NothingChosen,
+    NotOnSaleYet,
     OverCartLimit,
     OverPerOrderLimit,
     SalesEnded,
@@ -103,8 +104,8 @@ _LINES_WITH_EVENT = joinedload(Cart.items).joinedload(CartItem.ticket_type).join
 _CART_TO_VIEW = select(Cart).where(Cart.token == bindparam("token")).options(_LINES_WITH_EVENT)
 # The same with every ticket type of the cart's event: a cart change answers the cart
 # and that event's availability, from this one query.
-_CART_AND_EVENT_TO_VIEW = select(Cart).where(Cart.token == bindparam("token")).options(
-    _LINES_WITH_EVENT.joinedload(Event.ticket_types)
+_CART_AND_EVENT_TO_VIEW = (
+    select(Cart).where(Cart.token == bindparam("token")).options(_LINES_WITH_EVENT.joinedload(Event.ticket_types))
 )
 
 
@@ -197,7 +198,9 @@ _LAPSED = (
     .limit(bindparam("limit"))
 )
 _LAPSED_HOLDING_TYPES = _LAPSED.where(
-    Cart.id.in_(select(CartItem.cart_id).where(CartItem.ticket_type_id.in_(bindparam("ticket_type_ids", expanding=True))))
+    Cart.id.in_(
+        select(CartItem.cart_id).where(CartItem.ticket_type_id.in_(bindparam("ticket_type_ids", expanding=True)))
+    )
 )
 _LAPSED_HOLDING_EVENT = _LAPSED.where(
     Cart.id.in_(
@@ -281,11 +284,15 @@ def _lapsed_holders(*where) -> Exists:
 
 # Asked in the transaction that ran short (one query, so refusing a buyer stays cheap):
 # do lapsed carts hold this ticket type or event, and how many are left now?
-_SHORT_OF_TYPE = select(
-    _lapsed_holders(CartItem.ticket_type_id == bindparam("ticket_type_id")),
-    TicketType.capacity - TicketType.sold - TicketType.held,
-    Event.capacity - Event.sold - Event.held,
-).join(Event, Event.id == TicketType.event_id).where(TicketType.id == bindparam("ticket_type_id"))
+_SHORT_OF_TYPE = (
+    select(
+        _lapsed_holders(CartItem.ticket_type_id == bindparam("ticket_type_id")),
+        TicketType.capacity - TicketType.sold - TicketType.held,
+        Event.capacity - Event.sold - Event.held,
+    )
+    .join(Event, Event.id == TicketType.event_id)
+    .where(TicketType.id == bindparam("ticket_type_id"))
+)
 _SHORT_OF_EVENT = select(
     _lapsed_holders(
         CartItem.ticket_type_id.in_(select(TicketType.id).where(TicketType.event_id == bindparam("event_id")))
@@ -300,9 +307,7 @@ def _worth_another_try(short: SoldOut, now: datetime) -> bool:
     buyer would have found. Without the second test, every buyer but the one whose
     sweep won would be told "sold out" while the tickets were back on sale."""
     if short.ticket_type_id is not None:
-        lapsed, *lefts = db.session.execute(
-            _SHORT_OF_TYPE, {"ticket_type_id": short.ticket_type_id, "now": now}
-        ).one()
+        lapsed, *lefts = db.session.execute(_SHORT_OF_TYPE, {"ticket_type_id": short.ticket_type_id, "now": now}).one()
     elif short.event_id is not None:
         lapsed, *lefts = db.session.execute(_SHORT_OF_EVENT, {"event_id": short.event_id, "now": now}).one()
     else:
@@ -352,8 +357,15 @@ def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: dateti
         # with the rest if the stock is gone.
         token = new_token()
         cart_id = db.session.execute(
-            insert(Cart.__table__).values(token=token, status=CartStatus.ACTIVE.value, expires_at=now + hold_duration(),
-                                          created_at=now, updated_at=now).returning(Cart.__table__.c.id)
+            insert(Cart.__table__)
+            .values(
+                token=token,
+                status=CartStatus.ACTIVE.value,
+                expires_at=now + hold_duration(),
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(Cart.__table__.c.id)
         ).scalar_one()
     else:
         token, cart_id = cart.token, cart.id
@@ -472,7 +484,9 @@ def _live_cart_or_lapsed_released(token: str | None, now: datetime) -> Cart | No
 
 def _extend(cart_id: int, now: datetime) -> None:
     db.session.execute(
-        update(Cart).where(Cart.id == cart_id).values(expires_at=now + hold_duration())
+        update(Cart)
+        .where(Cart.id == cart_id)
+        .values(expires_at=now + hold_duration())
         .execution_options(synchronize_session=False)
     )
 

@@ -1,4 +1,5 @@
 """Reading events and ticket types for the shop pages, and what state each is in."""
+
 from __future__ import annotations
 
 import enum
@@ -13,7 +14,7 @@ from .extensions import db
 from .models import Event, EventStatus, TicketType, utcnow
 
 
-class SaleState(str, enum.Enum):
+class SaleState(enum.StrEnum):
     ON_SALE = "on_sale"
     LOW = "low"  # on sale, "only N left"
     SOLD_OUT = "sold_out"
@@ -77,7 +78,9 @@ def availability(tt: TicketType, left: int, low_threshold: int, now: datetime | 
     return Availability(SaleState.ON_SALE, left)
 
 
-def availabilities(ticket_types: list[TicketType], low_threshold: int, now: datetime | None = None) -> dict[int, Availability]:
+def availabilities(
+    ticket_types: list[TicketType], low_threshold: int, now: datetime | None = None
+) -> dict[int, Availability]:
     now = now or utcnow()
     left = inventory.left_for(ticket_types)
     return {tt.id: availability(tt, left[tt.id], low_threshold, now) for tt in ticket_types}

@@ -17,6 +17,7 @@ A cart in ``checking_out`` still holds its tickets. A buyer who comes back from
 Stripe and changes the cart first closes the session at Stripe
 (``return_to_cart``), so no payment can arrive for contents that no longer exist.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from . import cart as carts
-from . import fulfilment
-from . import mail
+from . import fulfilment, mail
 from .database import write_transaction
 from .errors import (
     AttendeeNameMissing,
@@ -89,20 +89,27 @@ def valid_names(names: list[tuple[str, str]], count: int) -> list[list[str]]:
 def _lines(items: list[CartItem], names: list[list[str]]) -> list[dict]:
     lines, taken = [], 0
     for item in items:
-        lines.append({
-            "ticket_type_id": item.ticket_type_id,
-            "name": item.ticket_type.name,
-            "quantity": item.quantity,
-            "unit_price_cents": item.ticket_type.price_cents,
-            "attendees": names[taken:taken + item.quantity],
-        })
+        lines.append(
+            {
+                "ticket_type_id": item.ticket_type_id,
+                "name": item.ticket_type.name,
+                "quantity": item.quantity,
+                "unit_price_cents": item.ticket_type.price_cents,
+                "attendees": names[taken : taken + item.quantity],
+            }
+        )
         taken += item.quantity
     return lines
 
 
 def _digest(cart_id: int, lines: list[dict], email: str, currency: str) -> str:
     """What Stripe is asked to charge for, as a short hash: the idempotency key's heart."""
-    content = [cart_id, currency, email, [(l["ticket_type_id"], l["quantity"], l["unit_price_cents"]) for l in lines]]
+    content = [
+        cart_id,
+        currency,
+        email,
+        [(line["ticket_type_id"], line["quantity"], line["unit_price_cents"]) for line in lines],
+    ]
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:24]
 
 
@@ -148,7 +155,7 @@ def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted
             raise NothingToPay()
         count = sum(item.quantity for item in items)
         lines = _lines(items, valid_names(names, count))
-        total = sum(l["quantity"] * l["unit_price_cents"] for l in lines)
+        total = sum(line["quantity"] * line["unit_price_cents"] for line in lines)
         currency = items[0].ticket_type.event.currency
         if total == 0:
             order = fulfilment.create_free_order(cart, items, lines, email, now)
@@ -161,10 +168,16 @@ def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted
             return CheckoutStarted(url=attempt.checkout_url)
         if attempt is None:
             attempt = PaymentAttempt(
-                cart_id=cart.id, idempotency_key=f"checkout-cart{cart.id}-{digest}-{secrets.token_hex(4)}",
-                lines=json.dumps(lines), buyer_email=email, amount_cents=total, currency=currency,
-                status=AttemptStatus.CREATING.value, session_expires_at=now + SESSION_LIFETIME + SESSION_SLACK,
-                created_at=now, updated_at=now,
+                cart_id=cart.id,
+                idempotency_key=f"checkout-cart{cart.id}-{digest}-{secrets.token_hex(4)}",
+                lines=json.dumps(lines),
+                buyer_email=email,
+                amount_cents=total,
+                currency=currency,
+                status=AttemptStatus.CREATING.value,
+                session_expires_at=now + SESSION_LIFETIME + SESSION_SLACK,
+                created_at=now,
+                updated_at=now,
             )
             db.session.add(attempt)
         else:
@@ -207,7 +220,9 @@ def _reusable_attempt(cart_id: int, digest: str, now: datetime) -> PaymentAttemp
         same = f"-{digest}-" in attempt.idempotency_key
         if same and attempt.status == AttemptStatus.OPEN.value and attempt.session_expires_at > now:
             found = attempt
-        elif same and attempt.status == AttemptStatus.CREATING.value and attempt.session_expires_at - now >= MIN_REUSABLE:
+        elif (
+            same and attempt.status == AttemptStatus.CREATING.value and attempt.session_expires_at - now >= MIN_REUSABLE
+        ):
             found = attempt
         elif attempt.status == AttemptStatus.OPEN.value:
             raise _OtherSessionOpen()
@@ -230,12 +245,12 @@ def _session_params(attempt: PaymentAttempt, lines: list[dict], success_url: str
             {
                 "price_data": {
                     "currency": attempt.currency.lower(),
-                    "unit_amount": l["unit_price_cents"],
-                    "product_data": {"name": l["name"]},
+                    "unit_amount": line["unit_price_cents"],
+                    "product_data": {"name": line["name"]},
                 },
-                "quantity": l["quantity"],
+                "quantity": line["quantity"],
             }
-            for l in lines
+            for line in lines
         ],
         "customer_email": attempt.buyer_email,
         "client_reference_id": f"cart-{attempt.cart_id}",
@@ -363,7 +378,8 @@ def _close_cart_sessions(cart_id: int, now: datetime, source: str) -> dict[str, 
 def _set_status(attempt_ids: list[int], status: AttemptStatus, now: datetime) -> None:
     if attempt_ids:
         db.session.execute(
-            update(PaymentAttempt).where(PaymentAttempt.id.in_(attempt_ids))
+            update(PaymentAttempt)
+            .where(PaymentAttempt.id.in_(attempt_ids))
             .values(status=status.value, updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -404,10 +420,14 @@ def expire_lapsed_checkouts(now: datetime | None = None, limit: int = 200) -> in
     session Stripe cannot close right now are left for the next sweep (their session
     expires at Stripe by itself, and its webhook releases them)."""
     now = now or utcnow()
-    cart_ids = list(db.session.execute(
-        select(Cart.id).where(Cart.status == CartStatus.CHECKING_OUT.value, Cart.expires_at <= now)
-        .order_by(Cart.expires_at).limit(limit)
-    ).scalars())
+    cart_ids = list(
+        db.session.execute(
+            select(Cart.id)
+            .where(Cart.status == CartStatus.CHECKING_OUT.value, Cart.expires_at <= now)
+            .order_by(Cart.expires_at)
+            .limit(limit)
+        ).scalars()
+    )
     released = 0
     for cart_id in cart_ids:
         try:
@@ -454,7 +474,8 @@ def payment_state(cart_token: str | None, session_id: str | None, waited: float)
     if not cart_token or not session_id:
         return PaymentState("not_found", final=True)
     attempt = db.session.execute(
-        select(PaymentAttempt).join(Cart, Cart.id == PaymentAttempt.cart_id)
+        select(PaymentAttempt)
+        .join(Cart, Cart.id == PaymentAttempt.cart_id)
         .where(PaymentAttempt.stripe_checkout_session_id == session_id, Cart.token == cart_token)
     ).scalar_one_or_none()
     if attempt is None:
@@ -492,6 +513,7 @@ def order_by_token(access_token: str):
     if not access_token or len(access_token) > 64:
         return None
     return db.session.execute(
-        select(Order).where(Order.access_token == access_token)
+        select(Order)
+        .where(Order.access_token == access_token)
         .options(selectinload(Order.tickets).selectinload(Ticket.ticket_type), selectinload(Order.event))
     ).scalar_one_or_none()

@@ -1,4 +1,6 @@
-"""Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | reconcile | send-confirmations | stripe-sandbox`."""
+"""Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | reconcile | send-confirmations |
+stripe-sandbox`."""
+
 from __future__ import annotations
 
 import click
@@ -19,7 +21,6 @@ def init_app(app: Flask) -> None:
     def sweep_holds_command():
         """Release every cart hold whose time ran out."""
         from .cart import release_lapsed_holds
-
         from .checkout import expire_lapsed_checkouts
 
         total = 0
@@ -42,7 +43,9 @@ def init_app(app: Flask) -> None:
             click.echo(f"fixed: {line}")
         for line in report.mismatches:
             click.echo(f"MISMATCH: {line}")
-        click.echo(f"Checked {report.checked} session(s): {len(report.fixed)} fixed, {len(report.mismatches)} mismatch(es).")
+        click.echo(
+            f"Checked {report.checked} session(s): {len(report.fixed)} fixed, {len(report.mismatches)} mismatch(es)."
+        )
 
     @app.cli.command("send-confirmations")
     def send_confirmations_command():
@@ -54,9 +57,7 @@ def init_app(app: Flask) -> None:
         if failures:
             raise SystemExit(1)
 
-    @app.cli.command(
-        "stripe-sandbox", context_settings={"ignore_unknown_options": True, "help_option_names": []}
-    )
+    @app.cli.command("stripe-sandbox", context_settings={"ignore_unknown_options": True, "help_option_names": []})
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def stripe_sandbox_command(args):
         """Serve the Stripe sandbox as its own process (--port N; --help for all options)."""

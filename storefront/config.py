@@ -3,6 +3,7 @@
 Every setting has a default that runs the demo on a fresh machine: SQLite under
 ``instance/``, a secret key generated once and kept there, holds of 15 minutes.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ def database_url(instance_path: str) -> str:
         return "sqlite:///" + str(Path(instance_path) / "storefront.db")
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -13,11 +13,12 @@ READ COMMITTED transaction). ``write_transaction`` opens a real READ COMMITTED
 transaction. Stock changes are single conditional UPDATEs, which re-check their
 WHERE clause against the latest committed row, so no stronger isolation is needed.
 """
+
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -35,8 +36,7 @@ def engine_options(uri: str, pool_size: int) -> dict:
     # No pre-ping: it is a round trip on every checkout, and a request checks out
     # once or twice. A connection broken by a server restart fails its one request;
     # SQLAlchemy then drops the whole pool, and the next request reconnects.
-    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 3600,
-            "isolation_level": "AUTOCOMMIT"}
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 3600, "isolation_level": "AUTOCOMMIT"}
 
 
 # Execution options of a write transaction's connection. On PostgreSQL it leaves

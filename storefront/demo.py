@@ -2,9 +2,10 @@
 
 Dates are relative to now so the demo always has upcoming events.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -19,7 +20,7 @@ DEMO_ORGANISER = "demo"
 def _at(days: int, hour: int, tz: str, now: datetime) -> datetime:
     local_day = (now + timedelta(days=days)).astimezone(ZoneInfo(tz)).date()
     local = datetime(local_day.year, local_day.month, local_day.day, hour, 0, tzinfo=ZoneInfo(tz))
-    return local.astimezone(timezone.utc)
+    return local.astimezone(UTC)
 
 
 def seed_demo(now: datetime | None = None) -> bool:
@@ -33,36 +34,69 @@ def seed_demo(now: datetime | None = None) -> bool:
         published = EventStatus.PUBLISHED.value
 
         jazz = Event(
-            organiser=org, slug="nocturne-jazz-night", title="Nocturne Jazz Night",
+            organiser=org,
+            slug="nocturne-jazz-night",
+            title="Nocturne Jazz Night",
             description="Three sets of late-night jazz in a candle-lit cellar. Doors open one hour before.",
-            venue="Le Caveau, 12 rue des Lombards, Paris", starts_at=_at(21, 21, "Europe/Paris", now),
-            timezone="Europe/Paris", currency="EUR", status=published, capacity=300,
+            venue="Le Caveau, 12 rue des Lombards, Paris",
+            starts_at=_at(21, 21, "Europe/Paris", now),
+            timezone="Europe/Paris",
+            currency="EUR",
+            status=published,
+            capacity=300,
         )
         jazz.ticket_types = [
-            TicketType(name="Standard", description="Standing, bar access.", price_cents=2500,
-                       capacity=250, max_per_order=8, position=1),
-            TicketType(name="VIP table", description="Seated table near the stage, one drink included.",
-                       price_cents=6000, capacity=50, max_per_order=4, position=2),
-            TicketType(name="Student", description="With a valid student card at the door.",
-                       price_cents=1500, capacity=60, max_per_order=2, position=3),
+            TicketType(
+                name="Standard",
+                description="Standing, bar access.",
+                price_cents=2500,
+                capacity=250,
+                max_per_order=8,
+                position=1,
+            ),
+            TicketType(
+                name="VIP table",
+                description="Seated table near the stage, one drink included.",
+                price_cents=6000,
+                capacity=50,
+                max_per_order=4,
+                position=2,
+            ),
+            TicketType(
+                name="Student",
+                description="With a valid student card at the door.",
+                price_cents=1500,
+                capacity=60,
+                max_per_order=2,
+                position=3,
+            ),
         ]
 
         harbour = Event(
-            organiser=org, slug="harbour-lights-festival", title="Harbour Lights Festival",
+            organiser=org,
+            slug="harbour-lights-festival",
+            title="Harbour Lights Festival",
             description="An evening of music and lanterns on the pier. Almost gone.",
-            venue="Pier 17, New York", starts_at=_at(14, 19, "America/New_York", now),
-            timezone="America/New_York", currency="USD", status=published,
+            venue="Pier 17, New York",
+            starts_at=_at(14, 19, "America/New_York", now),
+            timezone="America/New_York",
+            currency="USD",
+            status=published,
         )
         harbour.ticket_types = [
-            TicketType(name="General admission", price_cents=4500, capacity=200, sold=196,
-                       max_per_order=6, position=1),
+            TicketType(name="General admission", price_cents=4500, capacity=200, sold=196, max_per_order=6, position=1),
         ]
 
         summit = Event(
-            organiser=org, slug="tokyo-design-summit", title="Tokyo Design Summit",
+            organiser=org,
+            slug="tokyo-design-summit",
+            title="Tokyo Design Summit",
             description="Two days of talks on product and interface design.",
-            venue="Shibuya Stream Hall, Tokyo", starts_at=_at(60, 10, "Asia/Tokyo", now),
-            timezone="Asia/Tokyo", currency="JPY", status=published,
+            venue="Shibuya Stream Hall, Tokyo",
+            starts_at=_at(60, 10, "Asia/Tokyo", now),
+            timezone="Asia/Tokyo",
+            currency="JPY",
+            status=published,
             sales_start=now + timedelta(days=5),
         )
         summit.ticket_types = [
@@ -71,10 +105,15 @@ def seed_demo(now: datetime | None = None) -> bool:
         ]
 
         chapel = Event(
-            organiser=org, slug="quartet-old-chapel", title="String Quartet at the Old Chapel",
+            organiser=org,
+            slug="quartet-old-chapel",
+            title="String Quartet at the Old Chapel",
             description="Haydn and Britten by candlelight.",
-            venue="The Old Chapel, Bath", starts_at=_at(35, 19, "Europe/London", now),
-            timezone="Europe/London", currency="GBP", status=published,
+            venue="The Old Chapel, Bath",
+            starts_at=_at(35, 19, "Europe/London", now),
+            timezone="Europe/London",
+            currency="GBP",
+            status=published,
         )
         chapel.ticket_types = [
             TicketType(name="Front pews", price_cents=3200, capacity=40, sold=40, max_per_order=4, position=1),

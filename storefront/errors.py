@@ -3,6 +3,7 @@
 Domain code raises these with data; views turn them into a status code and a
 message through ``message()``. Nothing shows ``str(e)`` to a buyer.
 """
+
 from __future__ import annotations
 
 from flask_babel import gettext as _
@@ -190,7 +191,9 @@ class AttendeeNameMissing(StorefrontError):
         self.position = position
 
     def message(self) -> str:
-        return _("Please give a first and a last name (up to 100 characters each) for ticket %(num)d.", num=self.position)
+        return _(
+            "Please give a first and a last name (up to 100 characters each) for ticket %(num)d.", num=self.position
+        )
 
 
 class PaymentServiceUnavailable(StorefrontError):

@@ -1,4 +1,5 @@
 """Error pages: a person sees words, htmx gets a fragment it can swap."""
+
 from __future__ import annotations
 
 from flask import Flask, render_template

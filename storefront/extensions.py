@@ -1,4 +1,5 @@
 """The Flask extensions, created unbound; create_app binds them."""
+
 from flask_babel import Babel
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy

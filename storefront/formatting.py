@@ -1,5 +1,6 @@
 """Money and dates as a buyer reads them: Babel, the buyer's locale, the event's
 currency and timezone."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,7 +12,6 @@ from babel.dates import format_date, format_datetime, format_time, get_timezone_
 from babel.numbers import format_currency
 from flask import Flask
 from flask_babel import get_locale
-
 
 # Both filters are pure functions of their arguments and the locale, and Babel's
 # formatting is slow next to the rest of a page: every page shows the same few

@@ -24,6 +24,7 @@ reconciliation, possibly at the same moment for the same session. Each call:
    send is logged and left for the next call or ``flask send-confirmations``; it
    never fails ``fulfil``.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import cart as carts
-from . import inventory
-from . import mail
+from . import inventory, mail
 from .database import write_transaction
 from .errors import SoldOut
 from .extensions import db
@@ -78,9 +78,7 @@ def new_order_code() -> str:
 
 
 def order_for_session(session_id: str) -> Order | None:
-    return db.session.execute(
-        select(Order).where(Order.stripe_checkout_session_id == session_id)
-    ).scalar_one_or_none()
+    return db.session.execute(select(Order).where(Order.stripe_checkout_session_id == session_id)).scalar_one_or_none()
 
 
 def _id(value) -> str | None:
@@ -187,11 +185,12 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
 
     lines = json.loads(attempt.lines)
     types = {
-        tt.id: tt for tt in db.session.execute(
-            select(TicketType).where(TicketType.id.in_([l["ticket_type_id"] for l in lines]))
+        tt.id: tt
+        for tt in db.session.execute(
+            select(TicketType).where(TicketType.id.in_([line["ticket_type_id"] for line in lines]))
         ).scalars()
     }
-    wanted = {types[l["ticket_type_id"]]: l["quantity"] for l in lines}
+    wanted = {types[line["ticket_type_id"]]: line["quantity"] for line in lines}
     holding = cart_status in (CartStatus.ACTIVE.value, CartStatus.CHECKING_OUT.value)
     if holding:
         held = {item.ticket_type_id: item.quantity for item in carts.items_of(attempt.cart_id)}
@@ -207,23 +206,37 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
         inventory.hold(wanted)
         inventory.sell(wanted)
     db.session.execute(
-        update(Cart).where(Cart.id == attempt.cart_id)
+        update(Cart)
+        .where(Cart.id == attempt.cart_id)
         .values(status=CartStatus.CONVERTED.value, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     pi_id = _id(session.payment_intent)
     order = _new_order(
-        cart_id=attempt.cart_id, event_id=next(iter(types.values())).event_id, lines=lines,
-        email=_buyer_email(session) or attempt.buyer_email, currency=attempt.currency,
-        session_id=session.id, payment_intent_id=pi_id, total=session.amount_total or attempt.amount_cents, now=now,
+        cart_id=attempt.cart_id,
+        event_id=next(iter(types.values())).event_id,
+        lines=lines,
+        email=_buyer_email(session) or attempt.buyer_email,
+        currency=attempt.currency,
+        session_id=session.id,
+        payment_intent_id=pi_id,
+        total=session.amount_total or attempt.amount_cents,
+        now=now,
     )
     attempt.status = AttemptStatus.PAID.value
     attempt.stripe_checkout_session_id = session.id
     attempt.stripe_payment_intent_id = pi_id
     attempt.raw = json.dumps(session.to_dict())
     attempt.updated_at = now
-    log.info("order %s created for session %s (cart %s, attempt %s, %s, %s)", order.code, session.id,
-             attempt.cart_id, attempt.id, "held" if holding else "late payment, stock taken again", source)
+    log.info(
+        "order %s created for session %s (cart %s, attempt %s, %s, %s)",
+        order.code,
+        session.id,
+        attempt.cart_id,
+        attempt.id,
+        "held" if holding else "late payment, stock taken again",
+        source,
+    )
     return Outcome("order", order.id)
 
 
@@ -235,16 +248,30 @@ def _buyer_email(session) -> str | None:
 
 def _new_order(*, cart_id, event_id, lines, email, currency, session_id, payment_intent_id, total, now) -> Order:
     order = Order(
-        code=new_order_code(), access_token=secrets.token_urlsafe(32), stripe_checkout_session_id=session_id,
-        stripe_payment_intent_id=payment_intent_id, cart_id=cart_id, event_id=event_id, buyer_email=email,
-        status=OrderStatus.PAID.value, total_cents=total, refunded_cents=0, currency=currency, created_at=now,
+        code=new_order_code(),
+        access_token=secrets.token_urlsafe(32),
+        stripe_checkout_session_id=session_id,
+        stripe_payment_intent_id=payment_intent_id,
+        cart_id=cart_id,
+        event_id=event_id,
+        buyer_email=email,
+        status=OrderStatus.PAID.value,
+        total_cents=total,
+        refunded_cents=0,
+        currency=currency,
+        created_at=now,
     )
     for line in lines:
         for first, last in line["attendees"]:
-            order.tickets.append(Ticket(
-                ticket_type_id=line["ticket_type_id"], attendee_first_name=first, attendee_last_name=last,
-                price_cents=line["unit_price_cents"], secret=secrets.token_urlsafe(24),
-            ))
+            order.tickets.append(
+                Ticket(
+                    ticket_type_id=line["ticket_type_id"],
+                    attendee_first_name=first,
+                    attendee_last_name=last,
+                    price_cents=line["unit_price_cents"],
+                    secret=secrets.token_urlsafe(24),
+                )
+            )
     db.session.add(order)
     db.session.flush()  # the UNIQUE session id speaks now, inside the transaction
     return order
@@ -255,12 +282,21 @@ def create_free_order(cart: Cart, items: list[CartItem], lines: list[dict], emai
     (which locked the live cart). No Stripe, no session id."""
     inventory.sell({item.ticket_type: item.quantity for item in items})
     db.session.execute(
-        update(Cart).where(Cart.id == cart.id).values(status=CartStatus.CONVERTED.value, updated_at=now)
+        update(Cart)
+        .where(Cart.id == cart.id)
+        .values(status=CartStatus.CONVERTED.value, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     order = _new_order(
-        cart_id=cart.id, event_id=items[0].ticket_type.event_id, lines=lines, email=email,
-        currency=items[0].ticket_type.event.currency, session_id=None, payment_intent_id=None, total=0, now=now,
+        cart_id=cart.id,
+        event_id=items[0].ticket_type.event_id,
+        lines=lines,
+        email=email,
+        currency=items[0].ticket_type.event.currency,
+        session_id=None,
+        payment_intent_id=None,
+        total=0,
+        now=now,
     )
     log.info("free order %s created (cart %s)", order.code, cart.id)
     return order
@@ -271,10 +307,16 @@ def _mark_processing(attempt_id: int, session) -> None:
     with write_transaction():
         db.session.execute(
             update(PaymentAttempt)
-            .where(PaymentAttempt.id == attempt_id,
-                   PaymentAttempt.status.in_([AttemptStatus.CREATING.value, AttemptStatus.OPEN.value]))
-            .values(status=AttemptStatus.PROCESSING.value, stripe_checkout_session_id=session.id,
-                    stripe_payment_intent_id=_id(session.payment_intent), updated_at=now)
+            .where(
+                PaymentAttempt.id == attempt_id,
+                PaymentAttempt.status.in_([AttemptStatus.CREATING.value, AttemptStatus.OPEN.value]),
+            )
+            .values(
+                status=AttemptStatus.PROCESSING.value,
+                stripe_checkout_session_id=session.id,
+                stripe_payment_intent_id=_id(session.payment_intent),
+                updated_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
 
@@ -297,7 +339,9 @@ def _refund(session, attempt_id: int, source: str) -> Outcome:
         attempt.stripe_payment_intent_id = pi_id
         attempt.updated_at = now
     refund = gw.get_gateway().create_refund(
-        pi_id, reason="requested_by_customer", metadata={"session_id": session.id, "why": REFUND_REASON_SOLD_OUT},
+        pi_id,
+        reason="requested_by_customer",
+        metadata={"session_id": session.id, "why": REFUND_REASON_SOLD_OUT},
         idempotency_key=f"refund-{session.id}",
     )
     with write_transaction():
@@ -305,6 +349,12 @@ def _refund(session, attempt_id: int, source: str) -> Outcome:
         attempt.status = AttemptStatus.REFUNDED.value
         attempt.stripe_refund_id = refund.id
         attempt.updated_at = utcnow()
-    log.warning("session %s refunded (%s, refund %s, attempt %s, %s)", session.id, REFUND_REASON_SOLD_OUT,
-                refund.id, attempt_id, source)
+    log.warning(
+        "session %s refunded (%s, refund %s, attempt %s, %s)",
+        session.id,
+        REFUND_REASON_SOLD_OUT,
+        refund.id,
+        attempt_id,
+        source,
+    )
     return Outcome("refunded", attempt_id=attempt_id)

@@ -1,9 +1,11 @@
 """The one module that knows htmx's header names and answer conventions."""
+
 from __future__ import annotations
 
 import json
 
-from flask import Response, make_response, redirect as flask_redirect, render_template, request
+from flask import Response, make_response, render_template, request
+from flask import redirect as flask_redirect
 
 HX_REDIRECT = "HX-Redirect"
 HX_TRIGGER = "HX-Trigger"

@@ -17,6 +17,7 @@ event everywhere. Ticket types come first because that is where a flash sale run
 short: a buyer who finds the type sold out never locks the event row, which every
 successful buyer of the event needs.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -105,12 +106,16 @@ def release(quantities: Mapping[TicketType, int]) -> None:
     session = db.session
     for tt in sorted(quantities, key=lambda t: t.id):
         session.execute(
-            update(TicketType).where(TicketType.id == tt.id).values(held=TicketType.held - quantities[tt])
+            update(TicketType)
+            .where(TicketType.id == tt.id)
+            .values(held=TicketType.held - quantities[tt])
             .execution_options(synchronize_session=False)
         )
     for event_id, n in sorted(_by_event(quantities).items()):
         session.execute(
-            update(Event).where(Event.id == event_id).values(held=Event.held - n)
+            update(Event)
+            .where(Event.id == event_id)
+            .values(held=Event.held - n)
             .execution_options(synchronize_session=False)
         )
 

@@ -5,6 +5,7 @@ answered back in ``X-Request-Id``. A filter on the domain modules' loggers prefi
 their messages with it, so the domain code logs state changes without knowing about
 HTTP; webhook handling also names the Stripe event id in its own messages.
 """
+
 from __future__ import annotations
 
 import logging

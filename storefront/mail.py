@@ -20,6 +20,7 @@ Mails are written in the default locale (``BABEL_DEFAULT_LOCALE``): the buyer's
 language is not stored with the order yet, and a webhook's request carries Stripe's
 Accept-Language, not the buyer's.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,7 @@ import os
 import smtplib
 import ssl
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
@@ -55,7 +56,12 @@ def send_order_confirmation(order_id: int) -> bool:
     """Send the order's confirmation unless it was sent (or is being sent) already.
     True when this call sent it. Never raises."""
     return _send_once(
-        f"order {order_id}", "confirmation", _order_confirmation, Order, Order.confirmation_sent_at, order_id,
+        f"order {order_id}",
+        "confirmation",
+        _order_confirmation,
+        Order,
+        Order.confirmation_sent_at,
+        order_id,
         Order.status.in_(CONFIRMED_STATUSES),
     )
 
@@ -64,8 +70,12 @@ def send_refund_notice(attempt_id: int) -> bool:
     """Tell the buyer of a late payment that was refunded (no stock left), once.
     True when this call sent it. Never raises."""
     return _send_once(
-        f"attempt {attempt_id}", "refund notice", _refund_notice,
-        PaymentAttempt, PaymentAttempt.refund_notice_sent_at, attempt_id,
+        f"attempt {attempt_id}",
+        "refund notice",
+        _refund_notice,
+        PaymentAttempt,
+        PaymentAttempt.refund_notice_sent_at,
+        attempt_id,
         PaymentAttempt.status == AttemptStatus.REFUNDED.value,
         PaymentAttempt.refund_reason == NOTIFIED_REFUND_REASON,
     )
@@ -94,17 +104,28 @@ def _send_once(who: str, what: str, build, model, column, row_id: int, *conditio
 def send_pending() -> tuple[int, int, int]:
     """Every confirmation and refund notice not sent yet (``flask send-confirmations``).
     Returns (confirmations sent, refund notices sent, failures). Idempotent."""
-    order_ids = db.session.execute(
-        select(Order.id).where(Order.confirmation_sent_at.is_(None), Order.status.in_(CONFIRMED_STATUSES))
-        .order_by(Order.id)
-    ).scalars().all()
-    attempt_ids = db.session.execute(
-        select(PaymentAttempt.id).where(
-            PaymentAttempt.refund_notice_sent_at.is_(None),
-            PaymentAttempt.status == AttemptStatus.REFUNDED.value,
-            PaymentAttempt.refund_reason == NOTIFIED_REFUND_REASON,
-        ).order_by(PaymentAttempt.id)
-    ).scalars().all()
+    order_ids = (
+        db.session.execute(
+            select(Order.id)
+            .where(Order.confirmation_sent_at.is_(None), Order.status.in_(CONFIRMED_STATUSES))
+            .order_by(Order.id)
+        )
+        .scalars()
+        .all()
+    )
+    attempt_ids = (
+        db.session.execute(
+            select(PaymentAttempt.id)
+            .where(
+                PaymentAttempt.refund_notice_sent_at.is_(None),
+                PaymentAttempt.status == AttemptStatus.REFUNDED.value,
+                PaymentAttempt.refund_reason == NOTIFIED_REFUND_REASON,
+            )
+            .order_by(PaymentAttempt.id)
+        )
+        .scalars()
+        .all()
+    )
     confirmations = sum(send_order_confirmation(order_id) for order_id in order_ids)
     notices = sum(send_refund_notice(attempt_id) for attempt_id in attempt_ids)
     # A row another sender took meanwhile counts as neither sent here nor failed.
@@ -116,14 +137,19 @@ def _count_unsent(order_ids: list[int], attempt_ids: list[int]) -> int:
     db.session.rollback()
     unsent = 0
     if order_ids:
-        unsent += len(db.session.execute(
-            select(Order.id).where(Order.id.in_(order_ids), Order.confirmation_sent_at.is_(None))
-        ).all())
+        unsent += len(
+            db.session.execute(
+                select(Order.id).where(Order.id.in_(order_ids), Order.confirmation_sent_at.is_(None))
+            ).all()
+        )
     if attempt_ids:
-        unsent += len(db.session.execute(
-            select(PaymentAttempt.id).where(PaymentAttempt.id.in_(attempt_ids),
-                                            PaymentAttempt.refund_notice_sent_at.is_(None))
-        ).all())
+        unsent += len(
+            db.session.execute(
+                select(PaymentAttempt.id).where(
+                    PaymentAttempt.id.in_(attempt_ids), PaymentAttempt.refund_notice_sent_at.is_(None)
+                )
+            ).all()
+        )
     return unsent
 
 
@@ -131,7 +157,8 @@ def _claim(model, column, row_id: int, *conditions) -> bool:
     """The guarded UPDATE: True for the one caller that took the row."""
     with write_transaction():
         result = db.session.execute(
-            update(model).where(model.id == row_id, column.is_(None), *conditions)
+            update(model)
+            .where(model.id == row_id, column.is_(None), *conditions)
             .values({column.key: utcnow()})
             .execution_options(synchronize_session=False)
         )
@@ -142,12 +169,16 @@ def _unclaim(model, column, row_id: int) -> None:
     try:
         with write_transaction():
             db.session.execute(
-                update(model).where(model.id == row_id).values({column.key: None})
+                update(model)
+                .where(model.id == row_id)
+                .values({column.key: None})
                 .execution_options(synchronize_session=False)
             )
     except Exception:
         # The row stays claimed: this mail will not be retried by itself.
-        log.exception("%s %s: could not give back the mail's claim; it will NOT be retried", model.__tablename__, row_id)
+        log.exception(
+            "%s %s: could not give back the mail's claim; it will NOT be retried", model.__tablename__, row_id
+        )
 
 
 # --- building the messages ----------------------------------------------------------------------
@@ -156,11 +187,16 @@ def _unclaim(model, column, row_id: int) -> None:
 def _order_confirmation(order_id: int) -> tuple[EmailMessage, str]:
     db.session.rollback()  # read what is committed now
     order = db.session.execute(
-        select(Order).where(Order.id == order_id)
+        select(Order)
+        .where(Order.id == order_id)
         .options(selectinload(Order.tickets).selectinload(Ticket.ticket_type), selectinload(Order.event))
     ).scalar_one()
     with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
-        context = {"order": order, "event": order.event, "order_url": public_url("shop.order", token=order.access_token)}
+        context = {
+            "order": order,
+            "event": order.event,
+            "order_url": public_url("shop.order", token=order.access_token),
+        }
         message = _message(
             to=order.buyer_email,
             subject=gettext("Your tickets for %(title)s (order %(code)s)", title=order.event.title, code=order.code),
@@ -177,9 +213,12 @@ def _refund_notice(attempt_id: int) -> tuple[EmailMessage, str]:
     db.session.rollback()
     attempt = db.session.get(PaymentAttempt, attempt_id)
     lines = json.loads(attempt.lines)
-    types = {tt.id: tt for tt in db.session.execute(
-        select(TicketType).where(TicketType.id.in_([line["ticket_type_id"] for line in lines]))
-    ).scalars()}
+    types = {
+        tt.id: tt
+        for tt in db.session.execute(
+            select(TicketType).where(TicketType.id.in_([line["ticket_type_id"] for line in lines]))
+        ).scalars()
+    }
     event = db.session.get(Event, next(iter(types.values())).event_id)
     with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
         context = {"attempt": attempt, "event": event, "events_url": public_url("shop.events")}
@@ -198,7 +237,7 @@ def _message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Date"] = format_datetime(datetime.now(UTC))
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
     # Quoted-printable, not 8bit: any SMTP server carries it, 8BITMIME or not.
@@ -236,7 +275,7 @@ def write_to_outbox(message: EmailMessage, name: str, outbox: Path) -> Path:
     """``<outbox>/<UTC timestamp>-<name>.eml``, written to a temporary file in the same
     folder and renamed into place (atomic: a reader sees the whole file or none)."""
     outbox.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     target = outbox / f"{stamp}-{name}.eml"
     fd, temp = tempfile.mkstemp(dir=outbox, prefix=".", suffix=".tmp")
     try:

@@ -6,11 +6,11 @@ integer cents. The stock counters (``held``, ``sold``) are changed by
 ``storefront.inventory`` only, and CHECK constraints refuse any write that would
 put them past capacity, whatever the code above them does.
 """
+
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     CheckConstraint,
@@ -29,7 +29,7 @@ from .extensions import db
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -43,21 +43,21 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTCDateTime column")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
 
 
-class EventStatus(str, enum.Enum):
+class EventStatus(enum.StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"
     CANCELLED = "cancelled"
 
 
-class CartStatus(str, enum.Enum):
+class CartStatus(enum.StrEnum):
     ACTIVE = "active"
     CHECKING_OUT = "checking_out"
     CONVERTED = "converted"
@@ -91,10 +91,10 @@ class Event(db.Model):
     timezone: Mapped[str] = mapped_column(String(64))  # IANA name, e.g. "Europe/Paris"
     currency: Mapped[str] = mapped_column(String(3))  # ISO 4217, upper case
     status: Mapped[str] = mapped_column(String(20), default=EventStatus.DRAFT.value)
-    sales_start: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
-    sales_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    sales_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sales_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Optional venue-wide limit over all ticket types; counters kept like a ticket type's.
-    capacity: Mapped[Optional[int]] = mapped_column(Integer)
+    capacity: Mapped[int | None] = mapped_column(Integer)
     held: Mapped[int] = mapped_column(Integer, default=0)
     sold: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -123,8 +123,8 @@ class TicketType(db.Model):
     sold: Mapped[int] = mapped_column(Integer, default=0)
     max_per_order: Mapped[int] = mapped_column(Integer, default=10)
     # Each bound falls back to the event's when unset.
-    sales_start: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
-    sales_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    sales_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sales_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     event: Mapped[Event] = relationship(back_populates="ticket_types")
@@ -165,7 +165,7 @@ class CartItem(db.Model):
     ticket_type: Mapped[TicketType] = relationship()
 
 
-class AttemptStatus(str, enum.Enum):
+class AttemptStatus(enum.StrEnum):
     """A Checkout Session attempt, from our side.
 
     creating: recorded before Stripe was asked (so a crash in between is found by
@@ -184,14 +184,14 @@ class AttemptStatus(str, enum.Enum):
     REFUNDED = "refunded"
 
 
-class OrderStatus(str, enum.Enum):
+class OrderStatus(enum.StrEnum):
     PAID = "paid"
     REFUNDED = "refunded"
     PARTIALLY_REFUNDED = "partially_refunded"
     CANCELLED = "cancelled"
 
 
-class TicketStatus(str, enum.Enum):
+class TicketStatus(enum.StrEnum):
     VALID = "valid"
     USED = "used"
     VOID = "void"
@@ -206,27 +206,28 @@ class PaymentAttempt(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    # The lines paid for, with attendee names: [{ticket_type_id, quantity, unit_price_cents, attendees: [[first, last]]}]
+    # The lines paid for, with attendee names:
+    # [{ticket_type_id, quantity, unit_price_cents, attendees: [[first, last]]}]
     lines: Mapped[str] = mapped_column(Text)
     buyer_email: Mapped[str] = mapped_column(String(254))
     amount_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(20), default=AttemptStatus.CREATING.value)
     session_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    stripe_checkout_session_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
-    stripe_payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), index=True)
-    stripe_charge_id: Mapped[Optional[str]] = mapped_column(String(255))
-    stripe_refund_id: Mapped[Optional[str]] = mapped_column(String(255))
-    checkout_url: Mapped[Optional[str]] = mapped_column(Text)
-    error_type: Mapped[Optional[str]] = mapped_column(String(100))
-    error_code: Mapped[Optional[str]] = mapped_column(String(100))
-    decline_code: Mapped[Optional[str]] = mapped_column(String(100))
-    error_message: Mapped[Optional[str]] = mapped_column(Text)
-    refund_reason: Mapped[Optional[str]] = mapped_column(String(100))
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255))
+    checkout_url: Mapped[str | None] = mapped_column(Text)
+    error_type: Mapped[str | None] = mapped_column(String(100))
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    decline_code: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    refund_reason: Mapped[str | None] = mapped_column(String(100))
     # Set when a sender claims the "your payment is refunded" mail of a late payment
     # (storefront.mail); back to NULL if sending failed, so it is retried.
-    refund_notice_sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
-    raw: Mapped[Optional[str]] = mapped_column(Text)  # the last Stripe object seen, as JSON
+    refund_notice_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    raw: Mapped[str | None] = mapped_column(Text)  # the last Stripe object seen, as JSON
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -237,16 +238,14 @@ class Order(db.Model):
     """Created by ``storefront.fulfilment`` only, one per paid Checkout Session."""
 
     __tablename__ = "orders"
-    __table_args__ = (
-        CheckConstraint("total_cents >= 0 AND refunded_cents >= 0", name="amounts_not_negative"),
-    )
+    __table_args__ = (CheckConstraint("total_cents >= 0 AND refunded_cents >= 0", name="amounts_not_negative"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
     access_token: Mapped[str] = mapped_column(String(64), unique=True)
     # NULL for free orders (no Stripe); several NULLs are allowed by UNIQUE on both backends.
-    stripe_checkout_session_id: Mapped[Optional[str]] = mapped_column(String(255), unique=True)
-    stripe_payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), index=True)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
     cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
     buyer_email: Mapped[str] = mapped_column(String(254))
@@ -257,7 +256,7 @@ class Order(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Set when a sender claims the order confirmation mail (storefront.mail): only the
     # one whose guarded UPDATE took it sends; back to NULL if sending failed.
-    confirmation_sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     event: Mapped[Event] = relationship()
     tickets: Mapped[list[Ticket]] = relationship(back_populates="order", order_by="Ticket.id")
@@ -275,7 +274,7 @@ class Ticket(db.Model):
     price_cents: Mapped[int] = mapped_column(Integer)
     secret: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(20), default=TicketStatus.VALID.value)
-    checked_in_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     order: Mapped[Order] = relationship(back_populates="tickets")
     ticket_type: Mapped[TicketType] = relationship()
@@ -291,6 +290,6 @@ class WebhookEvent(db.Model):
     type: Mapped[str] = mapped_column(String(100))
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime())
-    outcome: Mapped[Optional[str]] = mapped_column(String(100))
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)

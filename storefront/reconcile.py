@@ -5,6 +5,7 @@ refund when the stock is gone); sessions that ended at Stripe while our attempt 
 waits are ended here too (releasing the hold). Every other mismatch is reported for a
 person. Running it twice changes nothing the second time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,14 +44,17 @@ def _one(session, report: Report) -> None:
     attempt_id = fulfilment._attempt_id_for(session)
     order = fulfilment.order_for_session(session.id)
     if attempt_id is None:
-        report.mismatches.append(f"{session.id}: at Stripe ({session.status}, {session.payment_status}) but no attempt of ours")
+        report.mismatches.append(
+            f"{session.id}: at Stripe ({session.status}, {session.payment_status}) but no attempt of ours"
+        )
         return
     attempt = db.session.get(PaymentAttempt, attempt_id)
     if attempt.stripe_checkout_session_id is None:
         # Stripe made it but we never recorded it (a crash between the two).
         with write_transaction():
             db.session.execute(
-                update(PaymentAttempt).where(PaymentAttempt.id == attempt_id)
+                update(PaymentAttempt)
+                .where(PaymentAttempt.id == attempt_id)
                 .values(stripe_checkout_session_id=session.id, updated_at=utcnow())
             )
         report.fixed.append(f"{session.id}: recorded on attempt {attempt_id} (Stripe had it, we did not)")
@@ -61,7 +65,9 @@ def _one(session, report: Report) -> None:
             report.fixed.append(f"{session.id}: paid without an order -> {outcome.kind}")
         return
     if order is not None:
-        report.mismatches.append(f"{session.id}: order {order.code} but the session is {session.status}/{session.payment_status}")
+        report.mismatches.append(
+            f"{session.id}: order {order.code} but the session is {session.status}/{session.payment_status}"
+        )
         return
     if session.status == "expired" and status in (AttemptStatus.CREATING.value, AttemptStatus.OPEN.value):
         outcome = stripe_events.end_attempt(session.id, AttemptStatus.EXPIRED, "reconcile")
@@ -74,9 +80,13 @@ def _one(session, report: Report) -> None:
         # it now, so no payment can start for a hold that no longer exists.
         try:
             gw.get_gateway().expire_checkout_session(session.id)
-            report.fixed.append(f"{session.id}: open at Stripe but attempt {attempt_id} is {status} -> expired at Stripe")
+            report.fixed.append(
+                f"{session.id}: open at Stripe but attempt {attempt_id} is {status} -> expired at Stripe"
+            )
         except gw.StripeError as error:
-            report.mismatches.append(f"{session.id}: open at Stripe, attempt {attempt_id} is {status}; expiring failed: {error}")
+            report.mismatches.append(
+                f"{session.id}: open at Stripe, attempt {attempt_id} is {status}; expiring failed: {error}"
+            )
     elif session.status == "open" and status != AttemptStatus.OPEN.value:
         report.mismatches.append(f"{session.id}: open at Stripe but attempt {attempt_id} is {status}")
 

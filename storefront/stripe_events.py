@@ -7,6 +7,7 @@ is being processed right now) is processed again: every handler is idempotent. A
 handler's failure is recorded on the event and raised again, so the view answers 500
 and Stripe retries.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,9 @@ def record_and_handle(event, payload: bytes) -> str:
     with write_transaction():
         db.session.execute(
             insert(WebhookEvent.__table__)
-            .values(stripe_event_id=event.id, type=event.type, payload=payload.decode("utf-8", "replace"),
-                    received_at=now)
+            .values(
+                stripe_event_id=event.id, type=event.type, payload=payload.decode("utf-8", "replace"), received_at=now
+            )
             .on_conflict_do_nothing(index_elements=["stripe_event_id"])
         )
         processed = db.session.execute(
@@ -59,14 +61,16 @@ def record_and_handle(event, payload: bytes) -> str:
         db.session.rollback()
         with write_transaction():
             db.session.execute(
-                update(WebhookEvent).where(WebhookEvent.stripe_event_id == event.id)
+                update(WebhookEvent)
+                .where(WebhookEvent.stripe_event_id == event.id)
                 .values(outcome="error", error=f"{type(error).__name__}: {error}"[:2000])
             )
         log.exception("stripe event %s (%s): failed, Stripe will retry", event.id, event.type)
         raise
     with write_transaction():
         db.session.execute(
-            update(WebhookEvent).where(WebhookEvent.stripe_event_id == event.id)
+            update(WebhookEvent)
+            .where(WebhookEvent.stripe_event_id == event.id)
             .values(processed_at=utcnow(), outcome=outcome, error=None)
         )
     log.info("stripe event %s (%s): %s", event.id, event.type, outcome)
@@ -103,15 +107,25 @@ def end_attempt(session_id: str, status: AttemptStatus, source: str) -> str:
     now = utcnow()
     with write_transaction():
         attempt, _ = fulfilment._lock_attempt_and_cart(attempt_id, now)
-        if attempt.status not in (AttemptStatus.CREATING.value, AttemptStatus.OPEN.value,
-                                  AttemptStatus.PROCESSING.value):
+        if attempt.status not in (
+            AttemptStatus.CREATING.value,
+            AttemptStatus.OPEN.value,
+            AttemptStatus.PROCESSING.value,
+        ):
             return f"already_{attempt.status}"
         attempt.status = status.value
         attempt.updated_at = now
         cart_id = attempt.cart_id
         released = carts.release_checking_out(cart_id, now)
-    log.info("attempt %s %s (session %s, %s); cart %s %s", attempt_id, status.value, session_id, source,
-             cart_id, "released" if released else "not holding for it")
+    log.info(
+        "attempt %s %s (session %s, %s); cart %s %s",
+        attempt_id,
+        status.value,
+        session_id,
+        source,
+        cart_id,
+        "released" if released else "not holding for it",
+    )
     return f"{status.value}{'_released' if released else ''}"
 
 
@@ -133,7 +147,9 @@ def _payment_failed(pi) -> str:
             attempt.decline_code = getattr(error, "decline_code", None)
             attempt.error_message = getattr(error, "message", None)
         attempt.updated_at = utcnow()
-    log.info("attempt %s: payment failed (%s / %s)", raw, getattr(error, "code", None), getattr(error, "decline_code", None))
+    log.info(
+        "attempt %s: payment failed (%s / %s)", raw, getattr(error, "code", None), getattr(error, "decline_code", None)
+    )
     return "payment_failed_recorded"
 
 
@@ -157,4 +173,3 @@ def _charge_refunded(charge) -> str:
         code, status = order.code, order.status
     log.info("order %s %s (charge %s)", code, status, charge.id)
     return f"order_{status}"
-

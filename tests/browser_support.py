@@ -3,6 +3,7 @@
 Without ``/usr/bin/chromium`` the browser tests skip, saying why, except when
 ``STOREFRONT_REQUIRE_BROWSER=1`` (CI), where they fail.
 """
+
 from __future__ import annotations
 
 import os

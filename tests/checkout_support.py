@@ -5,11 +5,11 @@ going through the shop with the test client; and the promise checks.
 The storefront runs on SQLite and on PostgreSQL (the ``backend`` fixture); Stripe is
 the sandbox process (``sandbox``), reached through the real ``stripe`` library.
 """
+
 from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 
 import pytest
@@ -20,7 +20,6 @@ from werkzeug.serving import make_server
 from storefront.extensions import db
 from storefront.models import (
     AttemptStatus,
-    WebhookEvent,
     Cart,
     CartItem,
     CartStatus,
@@ -29,7 +28,7 @@ from storefront.models import (
     PaymentAttempt,
     Ticket,
     TicketType,
-    utcnow,
+    WebhookEvent,
 )
 from storefront.payments import gateway as gw
 
@@ -181,20 +180,27 @@ def assert_promises() -> None:
         ).scalar_one()
         assert tt.sold == tickets, (tt.name, tt.sold, tickets)
         holding = db.session.execute(
-            select(func.coalesce(func.sum(CartItem.quantity), 0)).join(Cart, Cart.id == CartItem.cart_id)
-            .where(CartItem.ticket_type_id == tt.id,
-                   Cart.status.in_([CartStatus.ACTIVE.value, CartStatus.CHECKING_OUT.value]))
+            select(func.coalesce(func.sum(CartItem.quantity), 0))
+            .join(Cart, Cart.id == CartItem.cart_id)
+            .where(
+                CartItem.ticket_type_id == tt.id,
+                Cart.status.in_([CartStatus.ACTIVE.value, CartStatus.CHECKING_OUT.value]),
+            )
         ).scalar_one()
         assert tt.held == holding, (tt.name, tt.held, holding)
     for ev in db.session.execute(select(Event)).scalars():
         assert ev.capacity is None or ev.sold + ev.held <= ev.capacity
         assert ev.sold == sum(tt.sold for tt in ev.ticket_types)
-    attempts = db.session.execute(
-        select(PaymentAttempt).where(PaymentAttempt.stripe_checkout_session_id.is_not(None))
-    ).scalars().all()
-    orders = Counter(db.session.execute(
-        select(Order.stripe_checkout_session_id).where(Order.stripe_checkout_session_id.is_not(None))
-    ).scalars())
+    attempts = (
+        db.session.execute(select(PaymentAttempt).where(PaymentAttempt.stripe_checkout_session_id.is_not(None)))
+        .scalars()
+        .all()
+    )
+    orders = Counter(
+        db.session.execute(
+            select(Order.stripe_checkout_session_id).where(Order.stripe_checkout_session_id.is_not(None))
+        ).scalars()
+    )
     assert all(n == 1 for n in orders.values()), orders
     for attempt in attempts:
         session = gateway.retrieve_checkout_session(attempt.stripe_checkout_session_id)
@@ -214,11 +220,13 @@ def assert_promises() -> None:
 
 def stripe_event(type_: str, object_id: str):
     """The event Stripe made about ``object_id`` (listed through the API, as reconciliation would)."""
+
     def find():
         for event in gw.get_gateway().list_events(type=type_, limit=100).auto_paging_iter():
             if event.data.object.id == object_id:
                 return event
         return None
+
     return wait_until(find, what=f"{type_} for {object_id}")
 
 
@@ -243,12 +251,12 @@ def stored_events(event_id: str | None = None) -> int:
 
 
 def drop_completed(sandbox, count: int = 1):
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "drop", "count": count, "event_type": "checkout.session.completed"})
+    sandbox.control(
+        "POST", "/_sandbox/faults", {"kind": "drop", "count": count, "event_type": "checkout.session.completed"}
+    )
 
 
 def pay_but_drop_the_completion(sandbox, session_id: str) -> None:
     """The buyer pays with 4242; Stripe's checkout.session.completed never reaches us."""
     drop_completed(sandbox)
     assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "succeeded"
-
-

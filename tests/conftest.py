@@ -5,6 +5,7 @@ Tests that take ``app`` (or ``client``) run once per backend. PostgreSQL is
 recreated per run). Without a reachable server those runs skip, saying why, except
 when ``STOREFRONT_REQUIRE_POSTGRES=1`` (CI), where they fail.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,17 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/storefront_test"
 REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 
 # Children before parents, for cleaning up between tests.
-TABLES = ["webhook_events", "tickets", "orders", "payment_attempts", "cart_items", "carts", "ticket_types", "events", "organisers"]
+TABLES = [
+    "webhook_events",
+    "tickets",
+    "orders",
+    "payment_attempts",
+    "cart_items",
+    "carts",
+    "ticket_types",
+    "events",
+    "organisers",
+]
 
 
 def pg_url() -> str:

@@ -1,4 +1,5 @@
 """Building test data through the models, committed like real data."""
+
 from __future__ import annotations
 
 import itertools
@@ -33,9 +34,18 @@ def make_event(
             org = Organiser(name="Test Organiser", slug="test-org")
             db.session.add(org)
         event = Event(
-            organiser=org, slug=f"event-{n}", title=title or f"Event {n}", description="A test event.",
-            venue="Test Hall", starts_at=utcnow() + starts_in, timezone=timezone, currency=currency,
-            status=status, capacity=capacity, sales_start=sales_start, sales_end=sales_end,
+            organiser=org,
+            slug=f"event-{n}",
+            title=title or f"Event {n}",
+            description="A test event.",
+            venue="Test Hall",
+            starts_at=utcnow() + starts_in,
+            timezone=timezone,
+            currency=currency,
+            status=status,
+            capacity=capacity,
+            sales_start=sales_start,
+            sales_end=sales_end,
         )
         specs = ticket_types if ticket_types is not None else [{"name": "Standard"}]
         for i, spec in enumerate(specs):

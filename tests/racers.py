@@ -6,6 +6,7 @@ buyer was told "sold out" or "only N left"), or ``"error: …"`` for anything el
 the real hold and for ``naive_hold``, a deliberately wrong read-then-write hold that
 shows the harness can see a race.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,9 +49,14 @@ def naive_hold(slug: str, tt_id: int, n: int = 1) -> str:
     """
     tt_held, tt_left, event_id, ev_held, ev_left = db.session.execute(
         select(
-            TicketType.held, TicketType.capacity - TicketType.sold - TicketType.held,
-            Event.id, Event.held, Event.capacity - Event.sold - Event.held,
-        ).join(Event, Event.id == TicketType.event_id).where(TicketType.id == tt_id)
+            TicketType.held,
+            TicketType.capacity - TicketType.sold - TicketType.held,
+            Event.id,
+            Event.held,
+            Event.capacity - Event.sold - Event.held,
+        )
+        .join(Event, Event.id == TicketType.event_id)
+        .where(TicketType.id == tt_id)
     ).one()
     db.session.rollback()
     if tt_left < n or (ev_left is not None and ev_left < n):

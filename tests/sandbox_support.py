@@ -5,6 +5,7 @@ The sandbox runs as ``python -m storefront.payments.sandbox`` on a free loopback
 with its own SQLite file, exactly as a developer or CI would start it; tests talk to it
 over HTTP with the real ``stripe`` library and, for test-only controls, plain JSON.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,9 +20,10 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import stripe
@@ -66,15 +68,29 @@ class SandboxProcess:
         self.proc: subprocess.Popen | None = None
         self.log_path = db_path.with_suffix(".log")
 
-    def start(self) -> "SandboxProcess":
+    def start(self) -> SandboxProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "storefront.payments.sandbox",
-                "--port", str(self.port), "--db", str(self.db_path),
-                "--webhook-secret", WEBHOOK_SECRET,
-                "--retry-base", "0.3", "--max-attempts", "4", "--tick", "0.2",
-                "--delivery-timeout", "3", "--settle-seconds", "-1",
+                sys.executable,
+                "-m",
+                "storefront.payments.sandbox",
+                "--port",
+                str(self.port),
+                "--db",
+                str(self.db_path),
+                "--webhook-secret",
+                WEBHOOK_SECRET,
+                "--retry-base",
+                "0.3",
+                "--max-attempts",
+                "4",
+                "--tick",
+                "0.2",
+                "--delivery-timeout",
+                "3",
+                "--settle-seconds",
+                "-1",
                 *self.extra,
             ],
             cwd=ROOT,
@@ -160,8 +176,15 @@ def no_faults_left(sandbox):
     sandbox.control("DELETE", "/_sandbox/faults")
 
 
-def raw_api(base: str, method: str, path: str, *, key: str | None = TEST_KEY, data: bytes | None = None,
-            headers: dict | None = None) -> tuple[int, dict, dict]:
+def raw_api(
+    base: str,
+    method: str,
+    path: str,
+    *,
+    key: str | None = TEST_KEY,
+    data: bytes | None = None,
+    headers: dict | None = None,
+) -> tuple[int, dict, dict]:
     """One API call without the stripe library: (status, JSON body, headers)."""
     all_headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
     if key is not None:
@@ -185,7 +208,7 @@ def _schema_doc() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(name: str):
     from jsonschema import Draft202012Validator
 
@@ -224,10 +247,14 @@ class Receiver:
                 with receiver.lock:
                     match, script = receiver.scripts.get(self.path, (b"", []))
                     status = script.pop(0) if script and match in body else 200
-                    receiver.received[self.path].append({
-                        "body": body, "signature": self.headers.get("Stripe-Signature"),
-                        "status": status, "at": time.time(),
-                    })
+                    receiver.received[self.path].append(
+                        {
+                            "body": body,
+                            "signature": self.headers.get("Stripe-Signature"),
+                            "status": status,
+                            "at": time.time(),
+                        }
+                    )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -273,8 +300,18 @@ def session_params(**overrides) -> dict:
         "success_url": "http://shop.test/checkout/success?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": "http://shop.test/cart",
         "line_items": [
-            {"price_data": {"currency": "eur", "unit_amount": 1900, "product_data": {"name": "Early Bird"}}, "quantity": 2},
-            {"price_data": {"currency": "eur", "unit_amount": 6000, "product_data": {"name": "VIP", "description": "Front rows"}}, "quantity": 1},
+            {
+                "price_data": {"currency": "eur", "unit_amount": 1900, "product_data": {"name": "Early Bird"}},
+                "quantity": 2,
+            },
+            {
+                "price_data": {
+                    "currency": "eur",
+                    "unit_amount": 6000,
+                    "product_data": {"name": "VIP", "description": "Front rows"},
+                },
+                "quantity": 1,
+            },
         ],
         "customer_email": "ada@example.com",
         "client_reference_id": "cart-42",

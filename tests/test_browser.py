@@ -8,6 +8,7 @@ database after each step.
 Without ``/usr/bin/chromium`` these tests skip, saying why, except when
 ``STOREFRONT_REQUIRE_BROWSER=1`` (CI), where they fail.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,16 @@ from storefront.database import write_transaction
 from storefront.extensions import db
 from storefront.models import Cart, CartStatus, utcnow
 
-from .browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, EXPECT_TIMEOUT_MS, PageWatch, _unavailable  # noqa: F401
-from .browser_support import ROOT, browser  # noqa: F401 (browser: a fixture)
+from .browser_support import (  # noqa: F401  # noqa: F401 (browser: a fixture)
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    EXPECT_TIMEOUT_MS,
+    ROOT,
+    PageWatch,
+    _unavailable,
+    browser,
+)
 from .conftest import clean, make_app
 from .factories import make_event, ticket_type
 
@@ -99,11 +108,14 @@ def test_cart_updates_in_place_with_htmx(live, context):
     from playwright.sync_api import expect
 
     _, base_url = live
-    event = make_event(title="Jazz at the Harbour", ticket_types=[
-        {"name": "Early Bird", "price_cents": 1900, "capacity": 12, "description": "The first dozen seats."},
-        {"name": "Standard", "price_cents": 2500, "capacity": 100, "description": "Free seating."},
-        {"name": "VIP", "price_cents": 6000, "capacity": 40, "description": "Front rows and a drink."},
-    ])
+    event = make_event(
+        title="Jazz at the Harbour",
+        ticket_types=[
+            {"name": "Early Bird", "price_cents": 1900, "capacity": 12, "description": "The first dozen seats."},
+            {"name": "Standard", "price_cents": 2500, "capacity": 100, "description": "Free seating."},
+            {"name": "VIP", "price_cents": 6000, "capacity": 40, "description": "Front rows and a drink."},
+        ],
+    )
     early, standard, vip = event.ticket_types
     page = context.new_page()
     watch = PageWatch(page)
@@ -270,10 +282,12 @@ def test_without_javascript_plain_forms_and_redirects(live, browser):
     from playwright.sync_api import expect
 
     _, base_url = live
-    event = make_event(ticket_types=[
-        {"name": "Early Bird", "price_cents": 1900, "capacity": 12},
-        {"name": "Standard", "price_cents": 2500},
-    ])
+    event = make_event(
+        ticket_types=[
+            {"name": "Early Bird", "price_cents": 1900, "capacity": 12},
+            {"name": "Standard", "price_cents": 2500},
+        ]
+    )
     early, standard = event.ticket_types
     context = browser.new_context(java_script_enabled=False, locale="en-GB")
     try:

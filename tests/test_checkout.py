@@ -4,16 +4,16 @@ storefront served on a loopback port → fulfilment → the success page. SQLite
 PostgreSQL. Paying is done with the sandbox's control call (the same code path as its
 hosted page's form); ``test_checkout_browser.py`` pays on the page itself.
 """
+
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from sqlalchemy import func, select
 
 from storefront.extensions import db
-from storefront.models import AttemptStatus, Cart, CartStatus, Order, PaymentAttempt, WebhookEvent
+from storefront.models import AttemptStatus, CartStatus, Order, PaymentAttempt, WebhookEvent
 from storefront.payments import gateway as gw
 
 from .checkout_support import (  # noqa: F401 (shop: fixture)
@@ -117,7 +117,9 @@ def test_htmx_checkout_answers_hx_redirect_and_pressing_again_reuses_the_session
     assert first.status_code == 200 and "/pay/cs_" in first.headers["HX-Redirect"]
     assert first.headers["X-Request-Id"] == "req-abc-123"
     # The cart's state change is logged with the request's id.
-    assert any(m.startswith("[req req-abc-123] cart ") and "checking out" in m for m in caplog.messages), caplog.messages
+    assert any(m.startswith("[req req-abc-123] cart ") and "checking out" in m for m in caplog.messages), (
+        caplog.messages
+    )
     again = start_checkout(client, 1, **{"HX-Request": "true"})
     assert again.headers["HX-Redirect"] == first.headers["HX-Redirect"]
     db.session.rollback()
@@ -133,7 +135,11 @@ def test_decline_then_pay_with_another_card(shop, sandbox):
     result = sandbox.pay(session_id, card=CARD_DECLINED)
     assert result["outcome"] == "declined"
     attempt = wait_until(lambda: (a := attempt_of(session_id)) and a.decline_code and a, what="the decline recorded")
-    assert (attempt.error_type, attempt.error_code, attempt.decline_code) == ("card_error", "card_declined", "generic_decline")
+    assert (attempt.error_type, attempt.error_code, attempt.decline_code) == (
+        "card_error",
+        "card_declined",
+        "generic_decline",
+    )
     assert attempt.error_message and attempt.status == "open"
     assert order_of(session_id) is None
     assert ticket_type(tt_id).held == 1  # still held while the buyer tries again
@@ -213,7 +219,9 @@ def test_cancel_and_come_back_then_change_the_cart(shop, sandbox):
     second = session_id_of(response)
     assert second != first
     # The first session's expiry event arrives: it must not release the new checkout's hold.
-    wait_until(lambda: ("checkout.session.expired", "already_expired") in _events_for(first), what="the old expiry event")
+    wait_until(
+        lambda: ("checkout.session.expired", "already_expired") in _events_for(first), what="the old expiry event"
+    )
     assert ticket_type(tt_id).held == 3
     assert sandbox.pay(second, card=CARD_OK)["outcome"] == "succeeded"
     assert len(wait_for_order(second).tickets) == 3
@@ -252,11 +260,14 @@ def test_a_free_order_needs_no_stripe(shop, sandbox):
     assert_promises()
 
 
-@pytest.mark.parametrize("form_change, message", [
-    ({"email": "not-an-email"}, "valid email"),
-    ({"first-2": " "}, "for ticket 2"),
-    ({"last-1": "x" * 101}, "for ticket 1"),
-])
+@pytest.mark.parametrize(
+    "form_change, message",
+    [
+        ({"email": "not-an-email"}, "valid email"),
+        ({"first-2": " "}, "for ticket 2"),
+        ({"last-1": "x" * 101}, "for ticket 1"),
+    ],
+)
 def test_bad_checkout_input_changes_nothing(shop, sandbox, form_change, message):
     event = make_event()
     tt_id = event.ticket_types[0].id
@@ -288,7 +299,9 @@ def test_stripe_down_keeps_the_cart_held_and_a_retry_works(shop, sandbox):
     client = shop.test_client()
     add(client, event, {tt_id: 1})
     # More 500s than the library's retries: the buyer is told, nothing is lost.
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "api_error", "count": 3, "method": "POST", "path": "/v1/checkout/sessions"})
+    sandbox.control(
+        "POST", "/_sandbox/faults", {"kind": "api_error", "count": 3, "method": "POST", "path": "/v1/checkout/sessions"}
+    )
     response = start_checkout(client, 1)
     assert response.status_code == 503 and "could not reach the payment service" in response.get_data(as_text=True)
     db.session.rollback()
@@ -350,8 +363,9 @@ def test_the_order_is_committed_durably(shop, sandbox):
             conn.info["inserted_order"] = True
 
     def at_commit(conn):
-        commits.append((conn.exec_driver_sql("SHOW synchronous_commit").scalar_one(),
-                        conn.info.pop("inserted_order", False)))
+        commits.append(
+            (conn.exec_driver_sql("SHOW synchronous_commit").scalar_one(), conn.info.pop("inserted_order", False))
+        )
 
     event = make_event()
     client = shop.test_client()

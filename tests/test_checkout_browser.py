@@ -5,6 +5,7 @@ The storefront is served over HTTP with CSRF on; the sandbox delivers its signed
 webhooks to it. Screenshots of each page go to ``tests/artifacts/checkout-*.png`` (and to
 ``docs/screenshots/`` with ``UPDATE_SCREENSHOTS=1``).
 """
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,10 @@ import shutil
 
 import pytest
 
+from .browser_support import ARTIFACTS, PageWatch
 from .checkout_support import order_of, shop  # noqa: F401 (shop: fixture)
 from .factories import make_event, ticket_type
 from .sandbox_support import sandbox  # noqa: F401 (sandbox: fixture)
-from .browser_support import ARTIFACTS, PageWatch
 from .test_sandbox_browser import DOC_SHOTS, browser, fill_card  # noqa: F401 (browser: fixture)
 
 pytestmark = pytest.mark.browser
@@ -35,10 +36,13 @@ def shoot(page, name: str) -> None:
 def test_a_buyer_buys_two_named_tickets_and_sees_the_order(shop, sandbox, browser):
     from playwright.sync_api import expect
 
-    event = make_event(title="Jazz at the Harbour", ticket_types=[
-        {"name": "Early Bird", "price_cents": 1900, "capacity": 12},
-        {"name": "Standard", "price_cents": 2500, "capacity": 100},
-    ])
+    event = make_event(
+        title="Jazz at the Harbour",
+        ticket_types=[
+            {"name": "Early Bird", "price_cents": 1900, "capacity": 12},
+            {"name": "Standard", "price_cents": 2500, "capacity": 100},
+        ],
+    )
     early = event.ticket_types[0]
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
     try:

@@ -6,6 +6,7 @@ its ticket, the four others paid after their hold was released (late payments). 
 completion is delivered four times, all at once. Exactly three orders (the holder's
 and two late ones) and two refunds must come out, whatever the interleaving.
 """
+
 from __future__ import annotations
 
 import random

@@ -4,14 +4,13 @@ stopping between Stripe's answer and our commit; two fulfilments at the same mom
 Each test ends with ``assert_promises`` (no oversell; each paid session has exactly
 one order or one refund; no order without a paid session). SQLite and PostgreSQL.
 """
+
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import pytest
-import stripe
 from sqlalchemy import func, select, text
 
 from storefront import cart as carts
@@ -23,23 +22,22 @@ from storefront.payments import gateway as gw
 from .checkout_support import (  # noqa: F401 (shop: fixture)
     CARD_OK,
     add,
-    deliver,
-    pay_but_drop_the_completion,
-    signed,
-    stored_events,
-    stripe_event,
     assert_promises,
     attempt_of,
     buy_until_stripe,
     cart_token,
+    deliver,
     order_of,
+    pay_but_drop_the_completion,
     shop,
+    signed,
     start_checkout,
+    stored_events,
+    stripe_event,
     wait_for_order,
 )
 from .factories import cart_by_token, make_event, ticket_type
 from .sandbox_support import WEBHOOK_SECRET, sandbox, wait_until  # noqa: F401 (sandbox: fixture)
-
 
 # --- signatures ---------------------------------------------------------------------------
 
@@ -76,8 +74,10 @@ def test_a_duplicated_webhook_makes_one_order(shop, sandbox):
     sandbox.pay(session_id, card=CARD_OK)
     wait_for_order(session_id)
     completed = stripe_event("checkout.session.completed", session_id)
-    wait_until(lambda: len([d for d in sandbox.deliveries(completed.id) if d["last_status"] == 200]) >= 2,
-               what="both copies answered 200")
+    wait_until(
+        lambda: len([d for d in sandbox.deliveries(completed.id) if d["last_status"] == 200]) >= 2,
+        what="both copies answered 200",
+    )
     # And once more by hand: answered 200, nothing done.
     again = deliver(client, completed)
     assert again.status_code == 200 and again.get_json()["outcome"] == "duplicate"
@@ -108,9 +108,15 @@ def test_completed_and_an_older_sessions_expiry_in_either_order(shop, sandbox, r
     order = wait_for_order(second)
     wait_until(lambda: attempt_of(first).status == AttemptStatus.EXPIRED.value, what="the first attempt expired")
     expired = stripe_event("checkout.session.expired", first)
-    wait_until(lambda: stored_events(expired.id) and db.session.execute(
-        select(WebhookEvent.outcome).where(WebhookEvent.stripe_event_id == expired.id)).scalar_one_or_none(),
-        what="the expiry processed")
+    wait_until(
+        lambda: (
+            stored_events(expired.id)
+            and db.session.execute(
+                select(WebhookEvent.outcome).where(WebhookEvent.stripe_event_id == expired.id)
+            ).scalar_one_or_none()
+        ),
+        what="the expiry processed",
+    )
     assert len(order.tickets) == 2
     assert (ticket_type(tt_id).sold, ticket_type(tt_id).held) == (2, 0)
     assert cart_by_token(cart_token(client)).status == CartStatus.CONVERTED.value
@@ -127,7 +133,9 @@ def _pay_late(shop, sandbox, capacity: int, other_buyer_takes_it: bool):
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {tt_id: 1})
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "delay", "seconds": 2.5, "event_type": "checkout.session.completed"})
+    sandbox.control(
+        "POST", "/_sandbox/faults", {"kind": "delay", "seconds": 2.5, "event_type": "checkout.session.completed"}
+    )
     assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "succeeded"
     # Meanwhile the hold is released, as when it lapsed.
     cart_id = cart_by_token(cart_token(client)).id
@@ -144,8 +152,9 @@ def _pay_late(shop, sandbox, capacity: int, other_buyer_takes_it: bool):
 
 def test_late_payment_with_the_stock_gone_is_refunded(shop, sandbox):
     session_id, tt_id, client = _pay_late(shop, sandbox, capacity=1, other_buyer_takes_it=True)
-    attempt = wait_until(lambda: (a := attempt_of(session_id)) and a.status == "refunded" and a, timeout=15,
-                         what="the automatic refund")
+    attempt = wait_until(
+        lambda: (a := attempt_of(session_id)) and a.status == "refunded" and a, timeout=15, what="the automatic refund"
+    )
     assert attempt.refund_reason == "stock_gone_after_hold_lapsed" and attempt.stripe_refund_id.startswith("re_")
     assert order_of(session_id) is None
     refund = gw.get_gateway().list_refunds(payment_intent=attempt.stripe_payment_intent_id).data
@@ -220,14 +229,20 @@ def test_crash_after_stripe_accepted_the_session_reconcile_recovers(shop, sandbo
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     add(client, event, {tt_id: 1})
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "connection_error", "when": "after", "count": 3,
-                                                  "method": "POST", "path": "/v1/checkout/sessions"})
+    sandbox.control(
+        "POST",
+        "/_sandbox/faults",
+        {"kind": "connection_error", "when": "after", "count": 3, "method": "POST", "path": "/v1/checkout/sessions"},
+    )
     assert start_checkout(client, 1).status_code == 503
     db.session.rollback()
     [attempt] = db.session.execute(select(PaymentAttempt)).scalars().all()
     assert attempt.stripe_checkout_session_id is None and attempt.status == "creating"
-    made = [s for s in gw.get_gateway().list_checkout_sessions(limit=100).auto_paging_iter()
-            if s.metadata and "attempt_key" in s.metadata and s.metadata["attempt_key"] == attempt.idempotency_key]
+    made = [
+        s
+        for s in gw.get_gateway().list_checkout_sessions(limit=100).auto_paging_iter()
+        if s.metadata and "attempt_key" in s.metadata and s.metadata["attempt_key"] == attempt.idempotency_key
+    ]
     assert len(made) == 1  # the library's retries reused the key: one session
     pay_but_drop_the_completion(sandbox, made[0].id)
     stripe_event("checkout.session.completed", made[0].id)
@@ -247,15 +262,25 @@ def test_crash_after_stripe_accepted_the_session_reconcile_recovers(shop, sandbo
 def _arm_ticket_insert_failure(shop):
     with db.engine.begin() as conn:
         if db.engine.dialect.name == "postgresql":
-            conn.execute(text(
-                "CREATE OR REPLACE FUNCTION fail_ticket_insert() RETURNS trigger AS $$ "
-                "BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql"
-            ))
-            conn.execute(text("CREATE TRIGGER fail_ticket_insert BEFORE INSERT ON tickets "
-                              "FOR EACH ROW EXECUTE FUNCTION fail_ticket_insert()"))
+            conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION fail_ticket_insert() RETURNS trigger AS $$ "
+                    "BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER fail_ticket_insert BEFORE INSERT ON tickets "
+                    "FOR EACH ROW EXECUTE FUNCTION fail_ticket_insert()"
+                )
+            )
         else:
-            conn.execute(text("CREATE TRIGGER fail_ticket_insert BEFORE INSERT ON tickets "
-                              "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER fail_ticket_insert BEFORE INSERT ON tickets "
+                    "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+                )
+            )
 
 
 def _disarm_ticket_insert_failure():
@@ -318,8 +343,9 @@ def test_success_page_and_webhook_fulfilling_at_the_same_moment_make_one_order(s
         with shop.app_context():
             barrier.wait()
             started = int(time.time()) - 11
-            answers["page"] = buyer.get(f"/checkout/status?session_id={session_id}&started={started}",
-                                        headers={"HX-Request": "true"}).status_code
+            answers["page"] = buyer.get(
+                f"/checkout/status?session_id={session_id}&started={started}", headers={"HX-Request": "true"}
+            ).status_code
 
     threads = [threading.Thread(target=webhook), threading.Thread(target=page)]
     for t in threads:

@@ -1,4 +1,5 @@
 """Flask commands: demo data and the sweep of lapsed holds."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select

@@ -2,6 +2,7 @@
 where Stripe calls go: a sandbox process at STRIPE_API_BASE, the built-in sandbox
 mounted under /_sandbox/stripe, or the real Stripe.
 """
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -21,16 +20,16 @@ from storefront.payments.sandbox import LiveKeyError
 
 from .conftest import make_app
 from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
-    sandbox,
-    no_faults_left,
-    ROOT,
     FAKE_LIVE_KEY,
+    ROOT,
     TEST_KEY,
     WEBHOOK_SECRET,
     Receiver,
     SandboxProcess,
     assert_stripe_shape,
     free_port,
+    no_faults_left,
+    sandbox,
     session_params,
     wait_until,
 )
@@ -71,7 +70,10 @@ def test_gateway_round_trip_through_the_sandbox_process(remote_app, sandbox):
     gateway = gw.get_gateway()
     assert "stripe_sandbox" not in remote_app.extensions  # nothing mounted: the process serves
     session = gateway.create_checkout_session(session_params(), idempotency_key="gw-cart-1")
-    assert gateway.create_checkout_session(session_params(expires_at=session.expires_at), idempotency_key="gw-cart-1").id == session.id
+    assert (
+        gateway.create_checkout_session(session_params(expires_at=session.expires_at), idempotency_key="gw-cart-1").id
+        == session.id
+    )
     with pytest.raises(gw.IdempotencyError):
         gateway.create_checkout_session(session_params(client_reference_id="other"), idempotency_key="gw-cart-1")
     assert session.url.startswith(sandbox.base + "/pay/")
@@ -84,9 +86,16 @@ def test_gateway_round_trip_through_the_sandbox_process(remote_app, sandbox):
     pi = gateway.retrieve_payment_intent(paid.payment_intent.id, expand=["latest_charge"])
     assert pi.latest_charge.amount == 9800
 
-    refund = gateway.create_refund(pi.id, amount=1900, reason="requested_by_customer", metadata={"order": "X1"}, idempotency_key="gw-refund-1")
+    refund = gateway.create_refund(
+        pi.id, amount=1900, reason="requested_by_customer", metadata={"order": "X1"}, idempotency_key="gw-refund-1"
+    )
     assert (refund.amount, refund.metadata.to_dict()) == (1900, {"order": "X1"})
-    assert gateway.create_refund(pi.id, amount=1900, reason="requested_by_customer", metadata={"order": "X1"}, idempotency_key="gw-refund-1").id == refund.id
+    assert (
+        gateway.create_refund(
+            pi.id, amount=1900, reason="requested_by_customer", metadata={"order": "X1"}, idempotency_key="gw-refund-1"
+        ).id
+        == refund.id
+    )
     assert [r.id for r in gateway.list_refunds(payment_intent=pi.id).data] == [refund.id]
     with pytest.raises(gw.InvalidRequestError):
         gateway.create_refund(pi.id, amount=10_000)
@@ -100,12 +109,22 @@ def test_gateway_retries_over_a_500_and_a_lost_answer(remote_app, sandbox, no_fa
     """The gateway turns on the library's retries (StripeClient has none by default), and
     a retry reuses the idempotency key: no double session after a lost answer."""
     gateway = gw.get_gateway()
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "api_error", "method": "POST", "path": "/v1/checkout/sessions"})
+    sandbox.control(
+        "POST", "/_sandbox/faults", {"kind": "api_error", "method": "POST", "path": "/v1/checkout/sessions"}
+    )
     assert gateway.create_checkout_session(session_params(), idempotency_key="gw-retry-500").status == "open"
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "connection_error", "when": "after", "method": "POST", "path": "/v1/checkout/sessions"})
-    session = gateway.create_checkout_session(session_params(client_reference_id="gw-lost"), idempotency_key="gw-lost-answer")
+    sandbox.control(
+        "POST",
+        "/_sandbox/faults",
+        {"kind": "connection_error", "when": "after", "method": "POST", "path": "/v1/checkout/sessions"},
+    )
+    session = gateway.create_checkout_session(
+        session_params(client_reference_id="gw-lost"), idempotency_key="gw-lost-answer"
+    )
     assert session.last_response.headers.get("Idempotent-Replayed") == "true"
-    assert [s.id for s in gateway.list_checkout_sessions(limit=100).auto_paging_iter() if s.client_reference_id == "gw-lost"] == [session.id]
+    assert [
+        s.id for s in gateway.list_checkout_sessions(limit=100).auto_paging_iter() if s.client_reference_id == "gw-lost"
+    ] == [session.id]
     assert all(f["remaining"] == 0 for f in sandbox.control("GET", "/_sandbox/faults")["faults"])
 
 
@@ -120,7 +139,11 @@ def test_gateway_verifies_the_sandbox_signature_and_rejects_tampering(remote_app
         wait_until(lambda: receiver.events("/webhooks/stripe", {session.id}), what="checkout.session.completed")
         [raw] = [r for r in receiver.received["/webhooks/stripe"] if session.id.encode() in r["body"]]
         event = gateway.construct_event(raw["body"], raw["signature"])
-        assert (event.type, event.data.object.id, event.data.object.payment_status) == ("checkout.session.completed", session.id, "paid")
+        assert (event.type, event.data.object.id, event.data.object.payment_status) == (
+            "checkout.session.completed",
+            session.id,
+            "paid",
+        )
         with pytest.raises(gw.SignatureVerificationError):
             gateway.construct_event(raw["body"].replace(b'"paid"', b'"unpaid"'), raw["signature"])
         with pytest.raises(gw.SignatureVerificationError):
@@ -150,16 +173,25 @@ def test_without_stripe_settings_the_mounted_sandbox_serves_api_and_page(local_a
     assert 'href="/_sandbox/stripe/static/css/sandbox.css"' in html
     with client.get("/_sandbox/stripe/static/css/sandbox.css") as css:
         assert css.status_code == 200
-    paid = client.post(f"/_sandbox/stripe/pay/{session.id}", data={
-        "email": "ada@example.com", "method": "card", "card_number": "4242 4242 4242 4242",
-        "card_expiry": "12 / 34", "card_cvc": "123", "name": "Ada",
-    })
+    paid = client.post(
+        f"/_sandbox/stripe/pay/{session.id}",
+        data={
+            "email": "ada@example.com",
+            "method": "card",
+            "card_number": "4242 4242 4242 4242",
+            "card_expiry": "12 / 34",
+            "card_cvc": "123",
+            "name": "Ada",
+        },
+    )
     assert paid.status_code == 303
     assert paid.headers["Location"] == f"http://shop.test/checkout/success?session_id={session.id}"
     with local_app.app_context():
         assert gateway.retrieve_checkout_session(session.id).payment_status == "paid"  # outside a request too
     # Only the generated key is accepted by the mounted sandbox.
-    response = client.get("/_sandbox/stripe/v1/checkout/sessions", headers={"Authorization": "Bearer sk_test_someone_else"})
+    response = client.get(
+        "/_sandbox/stripe/v1/checkout/sessions", headers={"Authorization": "Bearer sk_test_someone_else"}
+    )
     assert response.status_code == 401
     # The storefront's own pages are untouched by the mount.
     assert client.get("/").status_code == 200
@@ -180,7 +212,10 @@ def test_the_storefront_settings_generate_a_test_key_and_secret_once(tmp_path, m
     monkeypatch.setenv("STRIPE_API_BASE", "http://127.0.0.1:12111/")
     real = settings.stripe_settings(str(tmp_path))
     assert (real["STRIPE_SECRET_KEY"], real["STRIPE_WEBHOOK_SECRET"], real["STRIPE_SANDBOX_KEY"]) == (
-        "sk_test_real_account", "whsec_from_dashboard", None)
+        "sk_test_real_account",
+        "whsec_from_dashboard",
+        None,
+    )
     assert real["STRIPE_API_BASE"] == "http://127.0.0.1:12111"
 
 
@@ -207,16 +242,32 @@ def test_the_flask_command_serves_the_sandbox(tmp_path):
     port = free_port()
     env = {**os.environ, "STRIPE_SECRET_KEY": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "stripe-sandbox", "--port", str(port), "--db", str(tmp_path / "cli.db")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "wsgi",
+            "stripe-sandbox",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp_path / "cli.db"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
+
         def healthy():
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1) as response:
                     return response.status == 200
             except OSError:
                 return False
+
         wait_until(healthy, timeout=20, what="flask stripe-sandbox to answer")
         assert (tmp_path / "cli.db").exists()
     finally:

@@ -1,4 +1,5 @@
 """The inventory and cart modules: holds, limits, lapsing and releasing."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -243,12 +244,15 @@ def test_cart_cap_over_all_types(app):
     assert ticket_type(b.id).held == 0
 
 
-@pytest.mark.parametrize("quantities,error", [
-    ({}, NothingChosen),
-    ({1: 0}, NothingChosen),
-    ({1: -1}, InvalidQuantity),
-    ({1: 10**9}, InvalidQuantity),
-])
+@pytest.mark.parametrize(
+    "quantities,error",
+    [
+        ({}, NothingChosen),
+        ({1: 0}, NothingChosen),
+        ({1: -1}, InvalidQuantity),
+        ({1: 10**9}, InvalidQuantity),
+    ],
+)
 def test_bad_quantities_change_nothing(app, quantities, error):
     event = make_event()
     tt = event.ticket_types[0]
@@ -356,7 +360,6 @@ def test_sell_refuses_what_is_not_held_and_changes_nothing(app):
             inventory.sell({db.session.get(TicketType, tt.id): 2})
     fresh = ticket_type(tt.id)
     assert (fresh.held, fresh.sold) == (1, 0)
-
 
 
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgresql)])

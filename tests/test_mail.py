@@ -4,10 +4,12 @@ fulfilment makes the order, and the mail lands in a real outbox folder or at a r
 SMTP server (aiosmtpd, run by the test on a loopback port). Exactly one mail per
 order, whatever is repeated or raced. SQLite and PostgreSQL.
 """
+
 from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -16,8 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from storefront import fulfilment
-from storefront import mail
+from storefront import fulfilment, mail
 from storefront.database import write_transaction
 from storefront.extensions import db
 from storefront.models import Event, Order, PaymentAttempt, WebhookEvent, utcnow
@@ -79,7 +80,7 @@ class SMTPSink:
         self.messages.append((envelope.rcpt_tos, parse(envelope.original_content or envelope.content)))
         return "250 Message accepted for delivery"
 
-    def __enter__(self) -> "SMTPSink":
+    def __enter__(self) -> SMTPSink:
         self.controller.start()
         return self
 
@@ -102,15 +103,24 @@ def parts(message) -> tuple[str, str]:
 def new_york_event(**kwargs) -> Event:
     """Two ticket types in dollars; starts 2027-01-15 01:30 UTC = Thursday 14 January,
     8:30 PM in New York."""
-    event = make_event(title="Harbour Jazz", timezone="America/New_York", currency="USD", ticket_types=[
-        {"name": "Standard", "price_cents": 2500, "capacity": 10},
-        {"name": "Reduced", "price_cents": 1250, "capacity": 10},
-    ], **kwargs)
-    from datetime import datetime, timezone
+    event = make_event(
+        title="Harbour Jazz",
+        timezone="America/New_York",
+        currency="USD",
+        ticket_types=[
+            {"name": "Standard", "price_cents": 2500, "capacity": 10},
+            {"name": "Reduced", "price_cents": 1250, "capacity": 10},
+        ],
+        **kwargs,
+    )
+    from datetime import datetime
 
     with write_transaction():
-        db.session.execute(update(Event).where(Event.id == event.id).values(
-            starts_at=datetime(2027, 1, 15, 1, 30, tzinfo=timezone.utc), venue="Blue Note, 131 W 3rd St"))
+        db.session.execute(
+            update(Event)
+            .where(Event.id == event.id)
+            .values(starts_at=datetime(2027, 1, 15, 1, 30, tzinfo=UTC), venue="Blue Note, 131 W 3rd St")
+        )
     db.session.rollback()
     return db.session.get(Event, event.id)
 
@@ -119,8 +129,13 @@ def pay_for_two(shop, sandbox, event, *, dropped: bool = False) -> str:
     client = shop.test_client()
     standard, reduced = (tt.id for tt in event.ticket_types)
     add(client, event, {standard: 1, reduced: 1})
-    form = {"email": "ada@example.com", "first-1": "Zoë", "last-1": "O'Brien & Sons",
-            "first-2": "Grace", "last-2": "Hopper"}
+    form = {
+        "email": "ada@example.com",
+        "first-1": "Zoë",
+        "last-1": "O'Brien & Sons",
+        "first-2": "Grace",
+        "last-2": "Hopper",
+    }
     response = client.post("/checkout", data=form)
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
     session_id = session_id_of(response)
@@ -206,9 +221,14 @@ def test_racing_senders_of_an_unsent_confirmation_send_it_once(shop, sandbox, ou
     wait_until(lambda: completion_processed(session_id), what="the webhook's try at sending to end")
     assert confirmation_sent_at(order.id) is None and mails(outbox) == []
     shop.config.update(MAIL_SERVER=None)
-    results = run_in_threads(shop, 8, lambda i: (
-        mail.send_order_confirmation(order.id) if i % 2 else fulfilment.fulfil(session_id, source=f"thread {i}")
-    ), pass_index=True)
+    results = run_in_threads(
+        shop,
+        8,
+        lambda i: (
+            mail.send_order_confirmation(order.id) if i % 2 else fulfilment.fulfil(session_id, source=f"thread {i}")
+        ),
+        pass_index=True,
+    )
     assert sum(r is True for r in results) <= 1  # the send calls that sent
     assert len(mails(outbox)) == 1
     assert confirmation_sent_at(order.id) is not None
@@ -218,8 +238,11 @@ def completion_processed(session_id: str) -> bool:
     db.session.rollback()
     return any(
         json.loads(row.payload)["data"]["object"]["id"] == session_id
-        for row in db.session.execute(select(WebhookEvent).where(
-            WebhookEvent.type == "checkout.session.completed", WebhookEvent.processed_at.is_not(None))).scalars()
+        for row in db.session.execute(
+            select(WebhookEvent).where(
+                WebhookEvent.type == "checkout.session.completed", WebhookEvent.processed_at.is_not(None)
+            )
+        ).scalars()
     )
 
 
@@ -307,7 +330,9 @@ def test_a_late_payment_refunded_for_want_of_stock_is_told_once(shop, sandbox, o
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {tt_id: 1})
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "delay", "seconds": 2.5, "event_type": "checkout.session.completed"})
+    sandbox.control(
+        "POST", "/_sandbox/faults", {"kind": "delay", "seconds": 2.5, "event_type": "checkout.session.completed"}
+    )
     assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "succeeded"
     # Meanwhile the hold is released (as when it lapsed), and another buyer takes the stock.
     with client.session_transaction() as sess:
@@ -317,8 +342,9 @@ def test_a_late_payment_refunded_for_want_of_stock_is_told_once(shop, sandbox, o
         assert carts.release_checking_out(cart_id, utcnow())
     add(shop.test_client(), event, {tt_id: 1})
 
-    attempt = wait_until(lambda: (a := attempt_of(session_id)) and a.status == "refunded" and a, timeout=15,
-                         what="the automatic refund")
+    attempt = wait_until(
+        lambda: (a := attempt_of(session_id)) and a.status == "refunded" and a, timeout=15, what="the automatic refund"
+    )
     [message] = wait_until(lambda: mails(outbox), what="the refund notice")
     assert [p.name.endswith(f"-refund-attempt{attempt.id}.eml") for p in outbox.iterdir()] == [True]
     assert message["To"] == "ada@example.com" and "refunded" in message["Subject"]

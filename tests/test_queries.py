@@ -1,4 +1,5 @@
 """The event page's cost does not grow with its number of ticket types."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -2,6 +2,7 @@
 
 Each test asserts the database after the request, not only the answer.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,8 +46,12 @@ def test_event_list_shows_upcoming_published_events_only(client):
 
 
 def test_event_page_shows_details_in_the_events_timezone_and_currency(client):
-    event = make_event(title="Harbour Lights", timezone="America/New_York", currency="USD",
-                       ticket_types=[{"name": "General", "price_cents": 4550}])
+    event = make_event(
+        title="Harbour Lights",
+        timezone="America/New_York",
+        currency="USD",
+        ticket_types=[{"name": "General", "price_cents": 4550}],
+    )
     page = client.get(f"/events/{event.slug}").get_data(as_text=True)
     assert "Harbour Lights" in page and "Test Hall" in page
     assert "$45.50" in page
@@ -64,13 +69,15 @@ def test_event_page_in_french(client):
 
 def test_each_sale_state_is_shown(client):
     now = utcnow()
-    event = make_event(ticket_types=[
-        {"name": "Plenty", "capacity": 100},
-        {"name": "Scarce", "capacity": 100, "sold": 97},
-        {"name": "Gone", "capacity": 50, "sold": 50},
-        {"name": "Later", "sales_start": now + timedelta(days=2)},
-        {"name": "Over", "sales_end": now - timedelta(hours=1)},
-    ])
+    event = make_event(
+        ticket_types=[
+            {"name": "Plenty", "capacity": 100},
+            {"name": "Scarce", "capacity": 100, "sold": 97},
+            {"name": "Gone", "capacity": 50, "sold": 50},
+            {"name": "Later", "sales_start": now + timedelta(days=2)},
+            {"name": "Over", "sales_end": now - timedelta(hours=1)},
+        ]
+    )
     page = client.get(f"/events/{event.slug}").get_data(as_text=True)
 
     def row(tt):
@@ -210,7 +217,7 @@ def test_cart_holds_one_event(client):
 
 def _filled(client, quantities=(2,), **event_kwargs):
     event = make_event(ticket_types=[{"name": f"T{i}"} for i in range(len(quantities))], **event_kwargs)
-    add(client, event, {tt.id: n for tt, n in zip(event.ticket_types, quantities)})
+    add(client, event, {tt.id: n for tt, n in zip(event.ticket_types, quantities, strict=True)})
     cart = cart_by_token(session_cart_token(client))
     return event, cart
 
@@ -237,7 +244,9 @@ def test_cart_shows_countdown_seconds(client):
 
 def test_header_count(client):
     _filled(client, (2, 3))
-    assert re.search(r'id="cart-count".*?<span class="badge"[^>]*>5</span>', client.get("/").get_data(as_text=True), re.S)
+    assert re.search(
+        r'id="cart-count".*?<span class="badge"[^>]*>5</span>', client.get("/").get_data(as_text=True), re.S
+    )
 
 
 @pytest.mark.parametrize("with_htmx", [True, False])

@@ -5,6 +5,7 @@ free port. Every object it returns is validated against Stripe's JSON Schema sub
 ``../shared/stripe/``; every error must surface as the exception class the library
 raises for Stripe's own answer.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,15 +17,15 @@ import pytest
 import stripe
 
 from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
-    sandbox,
-    no_faults_left,
-    ROOT,
     FAKE_LIVE_KEY,
     FAKE_LIVE_RESTRICTED_KEY,
+    ROOT,
     TEST_KEY,
     SandboxProcess,
     assert_stripe_shape,
+    no_faults_left,
     raw_api,
+    sandbox,
     session_params,
 )
 
@@ -65,7 +66,10 @@ def test_create_gives_an_open_unpaid_session_without_payment_intent(sandbox, cli
     assert_stripe_shape(session, "checkout.session")
 
     items = client.v1.checkout.sessions.line_items.list(session.id)
-    assert [(i.description, i.quantity, i.amount_total) for i in items.data] == [("Early Bird", 2, 3800), ("VIP", 1, 6000)]
+    assert [(i.description, i.quantity, i.amount_total) for i in items.data] == [
+        ("Early Bird", 2, 3800),
+        ("VIP", 1, 6000),
+    ]
     assert items.data[0].price.unit_amount == 1900
 
 
@@ -94,7 +98,13 @@ def test_retrieve_expands_the_payment_intent_and_its_charge(sandbox, client):
 
     expanded = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]})
     charge = expanded.latest_charge
-    assert (charge.object, charge.status, charge.paid, charge.amount, charge.payment_intent) == ("charge", "succeeded", True, 9800, pi.id)
+    assert (charge.object, charge.status, charge.paid, charge.amount, charge.payment_intent) == (
+        "charge",
+        "succeeded",
+        True,
+        9800,
+        pi.id,
+    )
     assert charge.payment_method_details.card.last4 == "4242"
     assert_stripe_shape(charge, "charge")
     assert_stripe_shape(expanded, "payment_intent")
@@ -117,7 +127,9 @@ def test_unknown_ids_are_404_resource_missing(client):
 
 def test_list_pages_newest_first_with_has_more(client):
     started = int(time.time())
-    mine = [client.v1.checkout.sessions.create(params=session_params(client_reference_id=f"page-{n}")).id for n in range(5)]
+    mine = [
+        client.v1.checkout.sessions.create(params=session_params(client_reference_id=f"page-{n}")).id for n in range(5)
+    ]
     seen, pages, cursor = [], [], None
     while True:
         params = {"limit": 2, "created": {"gte": started}}
@@ -139,7 +151,10 @@ def test_list_pages_newest_first_with_has_more(client):
     back = client.v1.checkout.sessions.list(params={"limit": 2, "ending_before": mine[0], "created": {"gte": started}})
     assert [s.id for s in back.data] == [mine[2], mine[1]]
     # The library's auto-pagination walks the same cursor.
-    auto = [s.id for s in client.v1.checkout.sessions.list(params={"limit": 2, "created": {"gte": started}}).auto_paging_iter()]
+    auto = [
+        s.id
+        for s in client.v1.checkout.sessions.list(params={"limit": 2, "created": {"gte": started}}).auto_paging_iter()
+    ]
     assert auto == seen
 
     with pytest.raises(stripe.InvalidRequestError) as error:
@@ -154,14 +169,27 @@ def test_list_filters_by_status_and_payment_intent(sandbox, client):
     paid = paid_session(sandbox, client)
     open_one = client.v1.checkout.sessions.create(params=session_params())
     expired = client.v1.checkout.sessions.expire(client.v1.checkout.sessions.create(params=session_params()).id)
-    by_pi = client.v1.checkout.sessions.list(params={"payment_intent": paid.payment_intent.id, "expand": ["data.payment_intent"]})
+    by_pi = client.v1.checkout.sessions.list(
+        params={"payment_intent": paid.payment_intent.id, "expand": ["data.payment_intent"]}
+    )
     assert [s.id for s in by_pi.data] == [paid.id]
     assert by_pi.data[0].payment_intent.object == "payment_intent"
     assert_stripe_shape(by_pi, "list.checkout.session")
-    by_email = {s.id for s in client.v1.checkout.sessions.list(params={"customer_details": {"email": "ada@example.com"}, "limit": 100}).auto_paging_iter()}
+    by_email = {
+        s.id
+        for s in client.v1.checkout.sessions.list(
+            params={"customer_details": {"email": "ada@example.com"}, "limit": 100}
+        ).auto_paging_iter()
+    }
     assert paid.id in by_email and open_one.id not in by_email  # only a paying buyer has customer_details
-    for status, member, others in [("open", open_one, (paid, expired)), ("complete", paid, (open_one, expired)), ("expired", expired, (paid, open_one))]:
-        ids = {s.id for s in client.v1.checkout.sessions.list(params={"status": status, "limit": 100}).auto_paging_iter()}
+    for status, member, others in [
+        ("open", open_one, (paid, expired)),
+        ("complete", paid, (open_one, expired)),
+        ("expired", expired, (paid, open_one)),
+    ]:
+        ids = {
+            s.id for s in client.v1.checkout.sessions.list(params={"status": status, "limit": 100}).auto_paging_iter()
+        }
         assert member.id in ids
         assert not ids & {o.id for o in others}
     with pytest.raises(stripe.InvalidRequestError):
@@ -225,18 +253,60 @@ def _without(name):
         (session_params(mode="subscription"), "mode", "mode=payment"),
         (session_params(success_url="not a url"), "success_url", "Not a valid URL"),
         (session_params(customer_email="nobody"), "customer_email", "Invalid email address"),
-        (session_params(line_items=[{"price_data": {"currency": "eur", "unit_amount": 10, "product_data": {"name": "x"}}, "quantity": 1}]),
-         "line_items", "at least €0.50"),
-        (session_params(line_items=[
-            {"price_data": {"currency": "eur", "unit_amount": 1000, "product_data": {"name": "a"}}, "quantity": 1},
-            {"price_data": {"currency": "usd", "unit_amount": 1000, "product_data": {"name": "b"}}, "quantity": 1},
-        ]), "line_items[1][price_data][currency]", "same currency"),
-        (session_params(line_items=[{"price_data": {"currency": "eur", "unit_amount": "12.5", "product_data": {"name": "x"}}, "quantity": 1}]),
-         "line_items[0][price_data][unit_amount]", "Invalid integer"),
-        (session_params(line_items=[{"price_data": {"currency": "eur", "unit_amount": 1000, "product_data": {"name": "x"}}, "quantity": 0}]),
-         "line_items[0][quantity]", "greater than or equal to 1"),
-        (session_params(line_items=[{"price_data": {"currency": "eur", "unit_amount": 1000}, "quantity": 1}]),
-         "line_items[0][price_data][product_data]", "Missing required param"),
+        (
+            session_params(
+                line_items=[
+                    {"price_data": {"currency": "eur", "unit_amount": 10, "product_data": {"name": "x"}}, "quantity": 1}
+                ]
+            ),
+            "line_items",
+            "at least €0.50",
+        ),
+        (
+            session_params(
+                line_items=[
+                    {
+                        "price_data": {"currency": "eur", "unit_amount": 1000, "product_data": {"name": "a"}},
+                        "quantity": 1,
+                    },
+                    {
+                        "price_data": {"currency": "usd", "unit_amount": 1000, "product_data": {"name": "b"}},
+                        "quantity": 1,
+                    },
+                ]
+            ),
+            "line_items[1][price_data][currency]",
+            "same currency",
+        ),
+        (
+            session_params(
+                line_items=[
+                    {
+                        "price_data": {"currency": "eur", "unit_amount": "12.5", "product_data": {"name": "x"}},
+                        "quantity": 1,
+                    }
+                ]
+            ),
+            "line_items[0][price_data][unit_amount]",
+            "Invalid integer",
+        ),
+        (
+            session_params(
+                line_items=[
+                    {
+                        "price_data": {"currency": "eur", "unit_amount": 1000, "product_data": {"name": "x"}},
+                        "quantity": 0,
+                    }
+                ]
+            ),
+            "line_items[0][quantity]",
+            "greater than or equal to 1",
+        ),
+        (
+            session_params(line_items=[{"price_data": {"currency": "eur", "unit_amount": 1000}, "quantity": 1}]),
+            "line_items[0][price_data][product_data]",
+            "Missing required param",
+        ),
         (session_params(metadata={"k" * 41: "v"}), f"metadata[{'k' * 41}]", "40 characters"),
         (session_params(shipping_options=[{"shipping_rate": "shr_1"}]), "shipping_options", "does not support"),
         (session_params(colour="blue"), "colour", "Received unknown parameter: colour"),
@@ -282,10 +352,14 @@ def test_basic_auth_with_the_key_as_user_works_like_curl_u(sandbox):
     import base64
 
     token = base64.b64encode(f"{TEST_KEY}:".encode()).decode()
-    status, body, _ = raw_api(sandbox.base, "GET", "/v1/checkout/sessions?limit=1", key=None, headers={"Authorization": f"Basic {token}"})
+    status, body, _ = raw_api(
+        sandbox.base, "GET", "/v1/checkout/sessions?limit=1", key=None, headers={"Authorization": f"Basic {token}"}
+    )
     assert (status, body["object"]) == (200, "list")
     token = base64.b64encode(b"pk_test_nope:").decode()
-    status, _, _ = raw_api(sandbox.base, "GET", "/v1/checkout/sessions", key=None, headers={"Authorization": f"Basic {token}"})
+    status, _, _ = raw_api(
+        sandbox.base, "GET", "/v1/checkout/sessions", key=None, headers={"Authorization": f"Basic {token}"}
+    )
     assert status == 401
 
 
@@ -315,7 +389,9 @@ def test_same_key_and_params_replay_the_first_answer(client):
 def test_same_key_with_other_params_is_an_idempotency_error(client):
     client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "idem-mismatch"})
     with pytest.raises(stripe.IdempotencyError) as error:
-        client.v1.checkout.sessions.create(params=session_params(client_reference_id="other"), options={"idempotency_key": "idem-mismatch"})
+        client.v1.checkout.sessions.create(
+            params=session_params(client_reference_id="other"), options={"idempotency_key": "idem-mismatch"}
+        )
     assert error.value.http_status == 400
     assert error.value.json_body["error"]["type"] == "idempotency_error"
     assert_stripe_shape(error.value.json_body, "error")
@@ -329,11 +405,18 @@ def test_concurrent_requests_with_one_key_create_one_session(sandbox):
     params = session_params(client_reference_id="race")
     clients = [sandbox.client(max_network_retries=5) for _ in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        ids = list(pool.map(
-            lambda c: c.v1.checkout.sessions.create(params=params, options={"idempotency_key": "idem-race"}).id, clients
-        ))
+        ids = list(
+            pool.map(
+                lambda c: c.v1.checkout.sessions.create(params=params, options={"idempotency_key": "idem-race"}).id,
+                clients,
+            )
+        )
     assert len(set(ids)) == 1
-    created = [s.id for s in clients[0].v1.checkout.sessions.list(params={"limit": 100}).auto_paging_iter() if s.client_reference_id == "race"]
+    created = [
+        s.id
+        for s in clients[0].v1.checkout.sessions.list(params={"limit": 100}).auto_paging_iter()
+        if s.client_reference_id == "race"
+    ]
     assert created == ids[:1]
 
 
@@ -346,8 +429,12 @@ def test_a_request_that_failed_validation_does_not_use_up_its_key(client):
 
 def test_refund_idempotency_does_not_refund_twice(sandbox, client):
     pi = paid_session(sandbox, client).payment_intent
-    one = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 1000}, options={"idempotency_key": "idem-refund"})
-    two = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 1000}, options={"idempotency_key": "idem-refund"})
+    one = client.v1.refunds.create(
+        params={"payment_intent": pi.id, "amount": 1000}, options={"idempotency_key": "idem-refund"}
+    )
+    two = client.v1.refunds.create(
+        params={"payment_intent": pi.id, "amount": 1000}, options={"idempotency_key": "idem-refund"}
+    )
     assert one.id == two.id
     charge = client.v1.payment_intents.retrieve(pi.id, params={"expand": ["latest_charge"]}).latest_charge
     assert charge.amount_refunded == 1000
@@ -358,7 +445,9 @@ def test_refund_idempotency_does_not_refund_twice(sandbox, client):
 
 def test_partial_then_full_refund_then_nothing_left(sandbox, client):
     pi = paid_session(sandbox, client).payment_intent
-    partial = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 1800, "reason": "requested_by_customer", "metadata": {"order": "A1"}})
+    partial = client.v1.refunds.create(
+        params={"payment_intent": pi.id, "amount": 1800, "reason": "requested_by_customer", "metadata": {"order": "A1"}}
+    )
     assert (partial.object, partial.amount, partial.currency, partial.status) == ("refund", 1800, "eur", "succeeded")
     assert (partial.payment_intent, partial.reason) == (pi.id, "requested_by_customer")
     assert partial.charge == pi.latest_charge and partial.id.startswith("re_")
@@ -455,7 +544,9 @@ def test_state_survives_a_restart(tmp_path):
     db = tmp_path / "restart.db"
     first = SandboxProcess(db).start()
     try:
-        session = first.client().v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "idem-restart"})
+        session = first.client().v1.checkout.sessions.create(
+            params=session_params(), options={"idempotency_key": "idem-restart"}
+        )
     finally:
         first.stop()
     second = SandboxProcess(db).start()
@@ -463,7 +554,9 @@ def test_state_survives_a_restart(tmp_path):
         client = second.client()
         assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
         # Idempotency keys are state too.
-        again = client.v1.checkout.sessions.create(params=session_params(expires_at=session.expires_at), options={"idempotency_key": "idem-restart"})
+        again = client.v1.checkout.sessions.create(
+            params=session_params(expires_at=session.expires_at), options={"idempotency_key": "idem-restart"}
+        )
         assert again.id == session.id
     finally:
         second.stop()
@@ -500,7 +593,9 @@ def test_reset_forgets_objects_but_keeps_endpoints(tmp_path):
         assert client.v1.events.list().data == []
         fresh = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "idem-reset"})
         assert fresh.id != session.id
-        assert [e["url"] for e in process.control("GET", "/_sandbox/endpoints")["endpoints"]] == ["http://127.0.0.1:9/hook"]
+        assert [e["url"] for e in process.control("GET", "/_sandbox/endpoints")["endpoints"]] == [
+            "http://127.0.0.1:9/hook"
+        ]
     finally:
         process.stop()
 

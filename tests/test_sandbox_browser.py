@@ -5,6 +5,7 @@ The sandbox runs as its own process; a tiny "shop" HTTP server in the test stand
 the success and cancel URLs, so the browser really lands there. Screenshots go to
 ``tests/artifacts/`` (and to ``docs/screenshots/`` with ``UPDATE_SCREENSHOTS=1``).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .sandbox_support import sandbox, session_params  # noqa: F401 (sandbox: a fixture)
 from .browser_support import ARTIFACTS, PageWatch, browser  # noqa: F401 (browser: a fixture)
+from .sandbox_support import sandbox, session_params  # noqa: F401 (sandbox: a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -294,8 +295,11 @@ def test_the_demo_pays_on_the_sandbox_mounted_in_the_storefront(database_urls, t
 
     app = make_app(
         database_urls["sqlite"],
-        STRIPE_SECRET_KEY=None, STRIPE_API_BASE=None, STRIPE_WEBHOOK_SECRET="whsec_demo_test",
-        STRIPE_SANDBOX_KEY="sk_test_demo_generated", STRIPE_SANDBOX_DB=str(tmp_path / "mounted.db"),
+        STRIPE_SECRET_KEY=None,
+        STRIPE_API_BASE=None,
+        STRIPE_WEBHOOK_SECRET="whsec_demo_test",
+        STRIPE_SANDBOX_KEY="sk_test_demo_generated",
+        STRIPE_SANDBOX_DB=str(tmp_path / "mounted.db"),
     )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -303,9 +307,12 @@ def test_the_demo_pays_on_the_sandbox_mounted_in_the_storefront(database_urls, t
     base = f"http://127.0.0.1:{server.server_port}"
     try:
         with app.test_request_context("/checkout", base_url=base):
-            session = get_gateway().create_checkout_session(session_params(
-                success_url=f"{base}/?paid={{CHECKOUT_SESSION_ID}}", cancel_url=f"{base}/",
-            ))
+            session = get_gateway().create_checkout_session(
+                session_params(
+                    success_url=f"{base}/?paid={{CHECKOUT_SESSION_ID}}",
+                    cancel_url=f"{base}/",
+                )
+            )
         assert session.url == f"{base}/_sandbox/stripe/pay/{session.id}"
         page = context.new_page()
         watch = PageWatch(page)

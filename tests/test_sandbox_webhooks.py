@@ -4,6 +4,7 @@ retries with backoff, each fault on demand, expiry and bank-debit settlement.
 The sandbox runs as its own process with short retry waits (0.3 s, doubling, 4 tries)
 and a 0.2 s sweep tick; the receiver is a tiny HTTP server in this process.
 """
+
 from __future__ import annotations
 
 import time
@@ -12,13 +13,13 @@ import pytest
 import stripe
 
 from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
-    sandbox,
-    no_faults_left,
     WEBHOOK_SECRET,
     Receiver,
     SandboxProcess,
     assert_stripe_shape,
     free_port,
+    no_faults_left,
+    sandbox,
     session_params,
     wait_until,
 )
@@ -87,10 +88,14 @@ def test_a_paid_session_is_announced_by_signed_events_that_construct_event_accep
         stripe.Webhook.construct_event(raw["body"], header, "whsec_someone_else")
     timestamp = header.split(",")[0][2:]
     with pytest.raises(stripe.SignatureVerificationError):
-        stripe.Webhook.construct_event(raw["body"], header.replace(f"t={timestamp}", f"t={int(timestamp) - 1}"), WEBHOOK_SECRET)
+        stripe.Webhook.construct_event(
+            raw["body"], header.replace(f"t={timestamp}", f"t={int(timestamp) - 1}"), WEBHOOK_SECRET
+        )
 
     log = sandbox.deliveries(completed["id"])
-    assert [(d["state"], d["attempts"], d["last_status"]) for d in log if d["endpoint_url"].endswith(hook)] == [("delivered", 1, 200)]
+    assert [(d["state"], d["attempts"], d["last_status"]) for d in log if d["endpoint_url"].endswith(hook)] == [
+        ("delivered", 1, 200)
+    ]
     # Once delivered, the event no longer waits on this endpoint.
     assert client.v1.events.retrieve(completed["id"]).pending_webhooks == 0
 
@@ -99,10 +104,16 @@ def test_a_decline_emits_payment_failed_and_leaves_the_session_open(sandbox, cli
     session, result, pi_id = pay(sandbox, client, card="4000000000009995")
     assert (result["outcome"], result["decline_code"]) == ("declined", "insufficient_funds")
     assert result["message"] == "Your card has insufficient funds."
-    events = wait_until(lambda: len(got := receiver.events(hook, {session.id, pi_id})) >= 2 and got, what="decline events")
+    events = wait_until(
+        lambda: len(got := receiver.events(hook, {session.id, pi_id})) >= 2 and got, what="decline events"
+    )
     assert types_of(events) == ["charge.failed", "payment_intent.payment_failed"]
     error = events[-1]["data"]["object"]["last_payment_error"]
-    assert (error["type"], error["code"], error["decline_code"]) == ("card_error", "card_declined", "insufficient_funds")
+    assert (error["type"], error["code"], error["decline_code"]) == (
+        "card_error",
+        "card_declined",
+        "insufficient_funds",
+    )
     assert events[0]["data"]["object"]["failure_code"] == "card_declined"
     for event in events:
         assert_stripe_shape(event, "event")
@@ -111,7 +122,11 @@ def test_a_decline_emits_payment_failed_and_leaves_the_session_open(sandbox, cli
     # The buyer tries again in the same session: same PaymentIntent, now paid.
     assert sandbox.pay(session.id, card=CARD_OK)["outcome"] == "succeeded"
     retried = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
-    assert (retried.status, retried.payment_intent.id, retried.payment_intent.status) == ("complete", pi_id, "succeeded")
+    assert (retried.status, retried.payment_intent.id, retried.payment_intent.status) == (
+        "complete",
+        pi_id,
+        "succeeded",
+    )
     wait_until(lambda: "checkout.session.completed" in types_of(receiver.events(hook, {session.id})), what="completed")
 
 
@@ -126,7 +141,9 @@ def test_three_d_secure_pass_and_fail(sandbox, client, receiver, hook):
     assert pi.status == "requires_payment_method"
     assert pi.last_payment_error.code == "payment_intent_authentication_failure"
     assert_stripe_shape(pi, "payment_intent")
-    wait_until(lambda: "payment_intent.payment_failed" in types_of(receiver.events(hook, {pi.id})), what="payment_failed")
+    wait_until(
+        lambda: "payment_intent.payment_failed" in types_of(receiver.events(hook, {pi.id})), what="payment_failed"
+    )
     assert client.v1.checkout.sessions.retrieve(passed.id).payment_status == "paid"
 
 
@@ -140,7 +157,9 @@ def test_three_d_secure_waits_for_the_buyer(sandbox, client):
     done = sandbox.control("POST", f"/_sandbox/checkout/sessions/{session.id}/authenticate", {"result": "complete"})
     assert done["outcome"] == "succeeded"
     assert done["redirect"].endswith(f"session_id={session.id}")
-    sandbox.control("POST", f"/_sandbox/checkout/sessions/{session.id}/authenticate", {"result": "complete"}, expect=409)
+    sandbox.control(
+        "POST", f"/_sandbox/checkout/sessions/{session.id}/authenticate", {"result": "complete"}, expect=409
+    )
     assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
 
 
@@ -168,7 +187,11 @@ def test_non_2xx_answers_are_retried_with_growing_waits(sandbox, client, receive
     receiver.script(hook, [500, 503], match=b'"checkout.session.completed"')  # the third try gets 200
     session, _, _ = pay(sandbox, client)
     wait_until(lambda: receiver.events(hook, {session.id}), what="the delivery that finally succeeded")
-    arrivals = [r for r in receiver.received[hook] if session.id.encode() in r["body"] and b"checkout.session.completed" in r["body"]]
+    arrivals = [
+        r
+        for r in receiver.received[hook]
+        if session.id.encode() in r["body"] and b"checkout.session.completed" in r["body"]
+    ]
     assert [r["status"] for r in arrivals] == [500, 503, 200]
     assert len({r["body"] for r in arrivals}) == 1  # the same event, byte for byte
     first_wait = arrivals[1]["at"] - arrivals[0]["at"]
@@ -181,7 +204,9 @@ def test_non_2xx_answers_are_retried_with_growing_waits(sandbox, client, receive
     assert [a["status"] for a in log["attempt_log"]] == [500, 503, 200]
 
 
-def test_a_delivery_gives_up_after_its_last_try_and_shows_in_events_with_failed_delivery(sandbox, client, receiver, hook):
+def test_a_delivery_gives_up_after_its_last_try_and_shows_in_events_with_failed_delivery(
+    sandbox, client, receiver, hook
+):
     receiver.script(hook, [500] * 4, match=b'"checkout.session.completed"')
     session, _, _ = pay(sandbox, client)
     event = client.v1.events.list(params={"type": "checkout.session.completed", "limit": 1}).data[0]
@@ -190,9 +215,12 @@ def test_a_delivery_gives_up_after_its_last_try_and_shows_in_events_with_failed_
     def given_up():
         log = [d for d in sandbox.deliveries(event.id) if d["endpoint_url"].endswith(hook)]
         return log and log[0]["state"] == "failed" and log[0]
+
     log = wait_until(given_up, timeout=15, what="the delivery to give up")
     assert log["attempts"] == 4 and [a["status"] for a in log["attempt_log"]] == [500] * 4
-    undelivered = {e.id for e in client.v1.events.list(params={"delivery_success": "false", "limit": 100}).auto_paging_iter()}
+    undelivered = {
+        e.id for e in client.v1.events.list(params={"delivery_success": "false", "limit": 100}).auto_paging_iter()
+    }
     assert event.id in undelivered
 
 
@@ -207,6 +235,7 @@ def test_an_unreachable_endpoint_is_logged_and_retried(sandbox, client, receiver
         def tried_twice():
             log = [d for d in sandbox.deliveries(event.id) if d["endpoint_url"] == dead]
             return log and log[0]["attempts"] >= 2 and log[0]
+
         log = wait_until(tried_twice, what="two tries at the dead endpoint")
         assert all(a["status"] is None and "Connection refused" in a["error"] for a in log["attempt_log"])
         # The healthy endpoint got its copy regardless.
@@ -241,13 +270,21 @@ def test_fault_reorder_sends_held_events_newest_first(sandbox, client, receiver,
 
 
 def test_fault_delay_holds_a_delivery_back(sandbox, client, receiver, hook):
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "delay", "seconds": 1.5, "event_type": "checkout.session.completed"})
+    sandbox.control(
+        "POST", "/_sandbox/faults", {"kind": "delay", "seconds": 1.5, "event_type": "checkout.session.completed"}
+    )
     started = time.time()
     session, _, pi_id = pay(sandbox, client)
-    wait_until(lambda: "payment_intent.succeeded" in types_of(receiver.events(hook, {pi_id})), what="the undelayed event")
+    wait_until(
+        lambda: "payment_intent.succeeded" in types_of(receiver.events(hook, {pi_id})), what="the undelayed event"
+    )
     assert not receiver.events(hook, {session.id}), "the delayed event came early"
     wait_until(lambda: receiver.events(hook, {session.id}), what="the delayed event")
-    [arrival] = [r for r in receiver.received[hook] if session.id.encode() in r["body"] and b"checkout.session.completed" in r["body"]]
+    [arrival] = [
+        r
+        for r in receiver.received[hook]
+        if session.id.encode() in r["body"] and b"checkout.session.completed" in r["body"]
+    ]
     assert arrival["at"] - started >= 1.5
 
 
@@ -273,7 +310,9 @@ def test_a_bad_fault_is_refused(sandbox):
 
 
 def test_fault_api_error_answers_500_once(sandbox, hook):
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "api_error", "method": "POST", "path": "/v1/checkout/sessions"})
+    sandbox.control(
+        "POST", "/_sandbox/faults", {"kind": "api_error", "method": "POST", "path": "/v1/checkout/sessions"}
+    )
     plain = sandbox.client()
     with pytest.raises(stripe.APIError) as error:
         plain.v1.checkout.sessions.create(params=session_params())
@@ -284,32 +323,48 @@ def test_fault_api_error_answers_500_once(sandbox, hook):
     # With retries (as the gateway configures), the library rides over it with the same key.
     sandbox.control("POST", "/_sandbox/faults", {"kind": "api_error", "path": "/v1/checkout/sessions"})
     retrying = sandbox.client(max_network_retries=2)
-    session = retrying.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "fault-500-retry"})
+    session = retrying.v1.checkout.sessions.create(
+        params=session_params(), options={"idempotency_key": "fault-500-retry"}
+    )
     assert session.status == "open"
     assert sandbox.control("GET", "/_sandbox/faults")["faults"][-1]["remaining"] == 0
 
 
 def test_fault_connection_error_before_the_request_runs(sandbox, client, hook):
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "connection_error", "when": "before", "method": "POST", "path": "/v1/checkout/sessions"})
+    sandbox.control(
+        "POST",
+        "/_sandbox/faults",
+        {"kind": "connection_error", "when": "before", "method": "POST", "path": "/v1/checkout/sessions"},
+    )
     before = {s.id for s in client.v1.checkout.sessions.list(params={"limit": 100}).auto_paging_iter()}
     with pytest.raises(stripe.APIConnectionError):
         client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "fault-conn-before"})
     after = {s.id for s in client.v1.checkout.sessions.list(params={"limit": 100}).auto_paging_iter()}
     assert after == before  # nothing was created
-    session = client.v1.checkout.sessions.create(params=session_params(), options={"idempotency_key": "fault-conn-before"})
+    session = client.v1.checkout.sessions.create(
+        params=session_params(), options={"idempotency_key": "fault-conn-before"}
+    )
     assert session.last_response.headers.get("Idempotent-Replayed") is None
 
 
 def test_fault_connection_error_after_the_request_ran_then_replay(sandbox, client, hook):
     """The caller never hears back, but Stripe did the work: a retry with the same
     idempotency key must get that same session, not a second one."""
-    sandbox.control("POST", "/_sandbox/faults", {"kind": "connection_error", "when": "after", "method": "POST", "path": "/v1/checkout/sessions"})
+    sandbox.control(
+        "POST",
+        "/_sandbox/faults",
+        {"kind": "connection_error", "when": "after", "method": "POST", "path": "/v1/checkout/sessions"},
+    )
     params = session_params(client_reference_id="conn-after")
     with pytest.raises(stripe.APIConnectionError):
         client.v1.checkout.sessions.create(params=params, options={"idempotency_key": "fault-conn-after"})
     again = client.v1.checkout.sessions.create(params=params, options={"idempotency_key": "fault-conn-after"})
     assert again.last_response.headers.get("Idempotent-Replayed") == "true"
-    same_ref = [s.id for s in client.v1.checkout.sessions.list(params={"limit": 100}).auto_paging_iter() if s.client_reference_id == "conn-after"]
+    same_ref = [
+        s.id
+        for s in client.v1.checkout.sessions.list(params={"limit": 100}).auto_paging_iter()
+        if s.client_reference_id == "conn-after"
+    ]
     assert same_ref == [again.id]
 
 
@@ -346,10 +401,18 @@ def test_expire_by_api_emits_expired_once(sandbox, client, receiver, hook):
     "iban, outcome, final_event, payment_status, pi_status",
     [
         ("DE89370400440532013000", "succeeded", "checkout.session.async_payment_succeeded", "paid", "succeeded"),
-        ("DE62370400440532013001", "failed", "checkout.session.async_payment_failed", "unpaid", "requires_payment_method"),
+        (
+            "DE62370400440532013001",
+            "failed",
+            "checkout.session.async_payment_failed",
+            "unpaid",
+            "requires_payment_method",
+        ),
     ],
 )
-def test_bank_debit_completes_unpaid_then_settles(sandbox, client, receiver, hook, iban, outcome, final_event, payment_status, pi_status):
+def test_bank_debit_completes_unpaid_then_settles(
+    sandbox, client, receiver, hook, iban, outcome, final_event, payment_status, pi_status
+):
     session = client.v1.checkout.sessions.create(params=session_params())
     assert sandbox.pay(session.id, iban=iban)["outcome"] == "processing"
     completed = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent.latest_charge"]})
@@ -357,8 +420,10 @@ def test_bank_debit_completes_unpaid_then_settles(sandbox, client, receiver, hoo
     assert (completed.payment_intent.status, completed.payment_intent.latest_charge.status) == ("processing", "pending")
     assert completed.payment_intent.latest_charge.payment_method_details.type == "sepa_debit"
     assert_stripe_shape(completed, "checkout.session")
-    events = wait_until(lambda: [e for e in receiver.events(hook, {session.id}) if e["type"] == "checkout.session.completed"],
-                        what="completed (unpaid)")
+    events = wait_until(
+        lambda: [e for e in receiver.events(hook, {session.id}) if e["type"] == "checkout.session.completed"],
+        what="completed (unpaid)",
+    )
     assert events[0]["data"]["object"]["payment_status"] == "unpaid"
 
     settled = sandbox.control("POST", f"/_sandbox/payment_intents/{completed.payment_intent.id}/settle", {})
@@ -375,13 +440,20 @@ def test_bank_debit_completes_unpaid_then_settles(sandbox, client, receiver, hoo
 
 
 def test_bank_debit_settles_by_itself_after_the_configured_delay(tmp_path, receiver):
-    process = SandboxProcess(tmp_path / "settle.db", "--settle-seconds", "0.5", "--webhook-url", receiver.base + "/hooks/auto-settle").start()
+    process = SandboxProcess(
+        tmp_path / "settle.db", "--settle-seconds", "0.5", "--webhook-url", receiver.base + "/hooks/auto-settle"
+    ).start()
     try:
         client = process.client()
         session = client.v1.checkout.sessions.create(params=session_params())
         assert process.pay(session.id, iban="DE89370400440532013000")["outcome"] == "processing"
-        wait_until(lambda: "checkout.session.async_payment_succeeded" in types_of(receiver.events("/hooks/auto-settle", {session.id})),
-                   what="the automatic settlement")
+        wait_until(
+            lambda: (
+                "checkout.session.async_payment_succeeded"
+                in types_of(receiver.events("/hooks/auto-settle", {session.id}))
+            ),
+            what="the automatic settlement",
+        )
         assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
     finally:
         process.stop()
@@ -394,8 +466,13 @@ def test_an_endpoint_gets_only_the_enabled_event_types_and_concurrently(tmp_path
     """``--webhook-event`` is Stripe's enabled_events: only those types are delivered,
     every event is still listed. With several senders every delivery still arrives once."""
     process = SandboxProcess(
-        tmp_path / "subscribed.db", "--webhook-url", receiver.base + "/subscribed",
-        "--webhook-event", "checkout.session.completed", "--delivery-concurrency", "4",
+        tmp_path / "subscribed.db",
+        "--webhook-url",
+        receiver.base + "/subscribed",
+        "--webhook-event",
+        "checkout.session.completed",
+        "--delivery-concurrency",
+        "4",
     ).start()
     try:
         client = process.client()

@@ -13,10 +13,12 @@ Three ways to reach "Stripe", chosen by configuration (``storefront/config.py``)
 A live key (``sk_live_``/``rk_live_``) is refused anywhere but the real Stripe.
 Callers catch the exceptions re-exported here and never import ``stripe`` themselves.
 """
+
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import stripe
 from flask import Flask, current_app, has_request_context, request
@@ -56,7 +58,8 @@ class Gateway:
     ) -> None:
         if looks_live(secret_key) and api_base not in (None, stripe.DEFAULT_API_BASE):
             raise LiveKeyError(
-                f"STRIPE_API_BASE is {api_base!r} but STRIPE_SECRET_KEY is a live key: a live key only ever goes to Stripe."
+                f"STRIPE_API_BASE is {api_base!r} but STRIPE_SECRET_KEY is a live key: a live key only ever "
+                "goes to Stripe."
             )
         self.webhook_secret = webhook_secret
         options: dict[str, Any] = {"max_network_retries": max_network_retries}
@@ -208,7 +211,9 @@ def init_app(app: Flask) -> None:
     if key or api_base:
         # Real Stripe, or a sandbox running as its own process at STRIPE_API_BASE.
         app.extensions["payments_gateway"] = Gateway(
-            key or app.config["STRIPE_SANDBOX_KEY"], webhook_secret=app.config.get("STRIPE_WEBHOOK_SECRET"), api_base=api_base
+            key or app.config["STRIPE_SANDBOX_KEY"],
+            webhook_secret=app.config.get("STRIPE_WEBHOOK_SECRET"),
+            api_base=api_base,
         )
         return
     sandbox = LazySandbox(

@@ -1,4 +1,5 @@
 """The buyer's side: events, the cart and its reservation."""
+
 from flask import Blueprint
 
 bp = Blueprint("shop", __name__)

@@ -1,10 +1,11 @@
 """Thin views: parse the request, call one domain function, render."""
+
 from __future__ import annotations
+
+import time
 
 from flask import abort, current_app, flash, render_template, request, session, url_for
 from flask_babel import gettext as _
-
-import time
 
 from .. import cart as carts
 from .. import catalog, htmx
@@ -91,9 +92,11 @@ def cart():
 
 @bp.post("/cart/lines/<int:line_id>")
 def update_line(line_id: int):
-    return _change_cart(lambda: carts.set_quantity(
-        _cart_token(), line_id, carts.parse_quantity(request.form.get("quantity"), allow_zero=False)
-    ))
+    return _change_cart(
+        lambda: carts.set_quantity(
+            _cart_token(), line_id, carts.parse_quantity(request.form.get("quantity"), allow_zero=False)
+        )
+    )
 
 
 @bp.post("/cart/lines/<int:line_id>/remove")
@@ -165,8 +168,10 @@ def _cart_fragment(error: StorefrontError | None = None, changed_event_slug: str
     if changed_event_slug:
         # Usually the cart's own event, loaded with the cart; else one more query.
         in_cart = cart_view.event
-        event = in_cart if in_cart is not None and in_cart.slug == changed_event_slug else (
-            catalog.published_event(changed_event_slug)
+        event = (
+            in_cart
+            if in_cart is not None and in_cart.slug == changed_event_slug
+            else (catalog.published_event(changed_event_slug))
         )
     context = {"cart": cart_view, "now": now, "error": error.message() if error else None}
     if event is not None:
@@ -174,7 +179,9 @@ def _cart_fragment(error: StorefrontError | None = None, changed_event_slug: str
         context["availability"] = catalog.availabilities(
             event.ticket_types, current_app.config["LOW_STOCK_THRESHOLD"], now
         )
-    response = htmx.render("shop/cart.html", "_partials/cart_changed.html", status=error.status if error else 200, **context)
+    response = htmx.render(
+        "shop/cart.html", "_partials/cart_changed.html", status=error.status if error else 200, **context
+    )
     return response
 
 
@@ -187,8 +194,13 @@ def checkout():
 def _checkout_page(cart_view, now, error: StorefrontError | None = None):
     form = request.form if request.method == "POST" else {}
     return htmx.render(
-        "shop/checkout.html", "_partials/checkout_form.html", status=error.status if error else 200,
-        cart=cart_view, now=now, form=form, error=error.message() if error else None,
+        "shop/checkout.html",
+        "_partials/checkout_form.html",
+        status=error.status if error else 200,
+        cart=cart_view,
+        now=now,
+        form=form,
+        error=error.message() if error else None,
     )
 
 
@@ -199,7 +211,9 @@ def start_checkout():
         names.append((request.form.get(f"first-{n}", ""), request.form.get(f"last-{n}", "")))
     try:
         started = checkouts.start_checkout(
-            _cart_token(), request.form.get("email"), names,
+            _cart_token(),
+            request.form.get("email"),
+            names,
             success_url=url_for("shop.checkout_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
             cancel_url=url_for("shop.cart", _external=True),
         )
@@ -238,8 +252,12 @@ def _payment_status(state, started: int):
     if status == 200 and state.final and htmx.wants_fragment():
         status = htmx.STOP_POLLING
     return htmx.render(
-        "shop/success.html", "_partials/payment_status.html", status=status,
-        state=state, session_id=request.args.get("session_id", ""), started=started,
+        "shop/success.html",
+        "_partials/payment_status.html",
+        status=status,
+        state=state,
+        session_id=request.args.get("session_id", ""),
+        started=started,
     )
 
 

@@ -1,4 +1,5 @@
 """POST /webhooks/stripe: Stripe's events, verified, stored and handled."""
+
 from flask import Blueprint
 
 bp = Blueprint("webhooks", __name__)

@@ -4,6 +4,7 @@
 handled (or was a duplicate); any failure in between propagates to the 500 handler,
 so Stripe delivers the event again.
 """
+
 from __future__ import annotations
 
 from flask import current_app, request

@@ -3,6 +3,7 @@
 ``create_sandbox_app(SandboxConfig(...))`` gives the WSGI app; ``python -m
 storefront.payments.sandbox --port N`` serves it as its own process.
 """
+
 from .app import create_sandbox_app
 from .config import LiveKeyError, SandboxConfig, looks_live, refuse_live_key
 

@@ -6,6 +6,7 @@ first, then bracket-notation params, then ``Idempotency-Key`` (same key and para
 the stored answer again; same key, other params → ``idempotency_error``). Every answer
 carries a ``Request-Id``. Errors are Stripe's error object with Stripe's status codes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,18 +14,19 @@ import hashlib
 import json
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, abort, redirect, render_template, request
 
 from . import faults
+from .cards import CARDS, IBANS
 from .config import SandboxConfig, looks_live
 from .errors import ApiError, api_error, authentication
 from .formparse import parse_params
 from .ids import new_id
 from .money import format_amount
-from .cards import CARDS, IBANS
 from .service import RequestInfo, Sandbox, release_held
 from .webhooks import Deliverer, deliveries
 
@@ -113,21 +115,25 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
             row = tx.execute("SELECT * FROM idempotency WHERE key = ?", (key,)).fetchone()
             if row is None:
                 tx.execute(
-                    "INSERT INTO idempotency (key, method, path, fingerprint, state, created) VALUES (?, ?, ?, ?, 'running', ?)",
+                    "INSERT INTO idempotency (key, method, path, fingerprint, state, created) VALUES (?, ?, ?, "
+                    "?, 'running', ?)",
                     (key, method, path, fingerprint, now),
                 )
         if row is not None:
             if row["fingerprint"] != fingerprint:
                 raise ApiError(
-                    400, "idempotency_error",
+                    400,
+                    "idempotency_error",
                     "Keys for idempotent requests can only be used with the same parameters they were first used with. "
                     f"Try using a key other than '{key}' if you meant to execute a different request.",
                 )
             if row["state"] == "running":
                 raise ApiError(
-                    409, "invalid_request_error",
+                    409,
+                    "invalid_request_error",
                     "There is currently another in-progress request using this Stripe token (probably the same "
-                    "idempotency key). Please try again.", code="idempotency_key_in_use",
+                    "idempotency key). Please try again.",
+                    code="idempotency_key_in_use",
                 )
             response = Response(row["body"], status=row["status"], mimetype="application/json")
             response.headers["Idempotent-Replayed"] = "true"
@@ -227,7 +233,8 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
     @api
     def unknown_route(params, req, rest):
         raise ApiError(
-            404, "invalid_request_error",
+            404,
+            "invalid_request_error",
             f"Unrecognized request URL ({request.method}: /v1/{rest}). The Stripe sandbox implements only "
             "the slice of Stripe's API the storefront uses.",
         )
@@ -305,7 +312,8 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         session, _ = sandbox.get_session(session_id)
         locale = page_locale(session)
         return render_template(
-            "sandbox/challenge.html", session=session,
+            "sandbox/challenge.html",
+            session=session,
             total=format_amount(session["amount_total"], session["currency"], locale),
         )
 
@@ -344,7 +352,8 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
                 if not isinstance(secret, str) or not secret.startswith("whsec_"):
                     return control_error("secret must start with whsec_")
                 tx.execute(
-                    "INSERT INTO endpoints (url, secret) VALUES (?, ?) ON CONFLICT (url) DO UPDATE SET secret = excluded.secret",
+                    "INSERT INTO endpoints (url, secret) VALUES (?, ?) ON CONFLICT (url) DO UPDATE SET secret "
+                    "= excluded.secret",
                     (url, secret),
                 )
             elif request.method == "DELETE":
@@ -424,10 +433,16 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
                 result = sandbox.authenticate(session_id, data["authenticate"] == "complete")
         except ApiError as error:
             return _json(error.status, error.body())
-        return _json(200, {
-            "outcome": result.outcome, "message": result.message, "decline_code": result.decline_code,
-            "field_errors": result.field_errors, "redirect": result.redirect,
-        })
+        return _json(
+            200,
+            {
+                "outcome": result.outcome,
+                "message": result.message,
+                "decline_code": result.decline_code,
+                "field_errors": result.field_errors,
+                "redirect": result.redirect,
+            },
+        )
 
     @app.post("/_sandbox/checkout/sessions/<session_id>/authenticate")
     def authenticate(session_id):
@@ -517,7 +532,9 @@ def _cut_connection() -> Response:
     """Drop the client's connection without an answer (werkzeug's server gives us the socket)."""
     sock = request.environ.get("werkzeug.socket")
     if sock is None:
-        return _json(500, api_error("The sandbox cannot drop this connection (no socket); answering 500 instead.").body())
+        return _json(
+            500, api_error("The sandbox cannot drop this connection (no socket); answering 500 instead.").body()
+        )
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:

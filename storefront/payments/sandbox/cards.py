@@ -1,4 +1,5 @@
 """Stripe's test cards and IBANs, what each one does, and what the buyer reads."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,13 +8,33 @@ from typing import Any
 CARDS: dict[str, dict[str, Any]] = {
     "4242424242424242": {"brand": "visa", "outcome": "succeed"},
     "5555555555554444": {"brand": "mastercard", "outcome": "succeed"},
-    "4000000000000002": {"brand": "visa", "outcome": "decline", "code": "card_declined", "decline_code": "generic_decline"},
-    "4000000000009995": {"brand": "visa", "outcome": "decline", "code": "card_declined", "decline_code": "insufficient_funds"},
+    "4000000000000002": {
+        "brand": "visa",
+        "outcome": "decline",
+        "code": "card_declined",
+        "decline_code": "generic_decline",
+    },
+    "4000000000009995": {
+        "brand": "visa",
+        "outcome": "decline",
+        "code": "card_declined",
+        "decline_code": "insufficient_funds",
+    },
     "4000000000009987": {"brand": "visa", "outcome": "decline", "code": "card_declined", "decline_code": "lost_card"},
     "4000000000009979": {"brand": "visa", "outcome": "decline", "code": "card_declined", "decline_code": "stolen_card"},
     "4000000000000069": {"brand": "visa", "outcome": "decline", "code": "expired_card", "decline_code": "expired_card"},
-    "4000000000000127": {"brand": "visa", "outcome": "decline", "code": "incorrect_cvc", "decline_code": "incorrect_cvc"},
-    "4000000000000119": {"brand": "visa", "outcome": "decline", "code": "processing_error", "decline_code": "processing_error"},
+    "4000000000000127": {
+        "brand": "visa",
+        "outcome": "decline",
+        "code": "incorrect_cvc",
+        "decline_code": "incorrect_cvc",
+    },
+    "4000000000000119": {
+        "brand": "visa",
+        "outcome": "decline",
+        "code": "processing_error",
+        "decline_code": "processing_error",
+    },
     "4000002500003155": {"brand": "visa", "outcome": "3ds"},
     "4000002760003184": {"brand": "visa", "outcome": "3ds"},
 }
@@ -32,8 +53,7 @@ DECLINE_MESSAGES = {
     ),
 }
 AUTHENTICATION_FAILED = (
-    "We are unable to authenticate your payment method. Please choose a different payment "
-    "method and try again."
+    "We are unable to authenticate your payment method. Please choose a different payment method and try again."
 )
 # Stripe's SEPA Direct Debit test IBANs: the first settles, the second fails.
 IBANS = {

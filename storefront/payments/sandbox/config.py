@@ -1,4 +1,5 @@
 """How one sandbox instance is set up."""
+
 from __future__ import annotations
 
 import os

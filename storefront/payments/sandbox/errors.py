@@ -3,6 +3,7 @@
 Keys that do not apply are left out, never sent as null: Stripe's spec types
 ``code``, ``param``, ``message`` and ``decline_code`` as non-nullable strings.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,16 +53,22 @@ def invalid_request(message: str, *, param: str | None = None, code: str | None 
 
 
 def missing_param(param: str) -> ApiError:
-    return ApiError(400, "invalid_request_error", f"Missing required param: {param}.", code="parameter_missing", param=param)
+    return ApiError(
+        400, "invalid_request_error", f"Missing required param: {param}.", code="parameter_missing", param=param
+    )
 
 
 def unknown_param(param: str) -> ApiError:
-    return ApiError(400, "invalid_request_error", f"Received unknown parameter: {param}", code="parameter_unknown", param=param)
+    return ApiError(
+        400, "invalid_request_error", f"Received unknown parameter: {param}", code="parameter_unknown", param=param
+    )
 
 
 def resource_missing(kind: str, object_id: str, *, param: str = "id", status: int = 404) -> ApiError:
     """404 for a path id; lists use 400 with the filter's ``param``."""
-    return ApiError(status, "invalid_request_error", f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
+    return ApiError(
+        status, "invalid_request_error", f"No such {kind}: '{object_id}'", code="resource_missing", param=param
+    )
 
 
 def authentication(message: str) -> ApiError:

@@ -7,6 +7,7 @@ API faults act on the next matching ``/v1`` call: ``api_error`` (answer ``status
 500 by default) and ``connection_error`` (close the connection without an answer,
 ``when`` = ``before`` the request runs or ``after`` it has run and been saved).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,13 @@ def arm(tx: Tx, spec: dict[str, Any]) -> dict[str, Any]:
     return {"id": cur.lastrowid, "kind": kind, "count": count, **params}
 
 
-def take(tx: Tx, kinds: tuple[str, ...], *, event_type: str | None = None, method: str | None = None, path: str | None = None) -> dict[str, Any] | None:
+def take(
+    tx: Tx, kinds: tuple[str, ...], *, event_type: str | None = None, method: str | None = None, path: str | None = None
+) -> dict[str, Any] | None:
     """Fire the oldest armed fault of ``kinds`` that matches, counting it down; None if none."""
     rows = tx.execute(
-        f"SELECT id, kind, remaining, params FROM faults WHERE remaining > 0 AND kind IN ({','.join('?' * len(kinds))}) ORDER BY id",
+        "SELECT id, kind, remaining, params FROM faults WHERE remaining > 0 AND kind IN "
+        f"({','.join('?' * len(kinds))}) ORDER BY id",
         kinds,
     ).fetchall()
     for row in rows:

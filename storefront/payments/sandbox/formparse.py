@@ -4,10 +4,12 @@ The stripe library flattens nested params into bracket notation, for POST bodies
 (form-encoded) and GET query strings alike. This module turns them back into nested
 dicts and lists.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .errors import invalid_request
 

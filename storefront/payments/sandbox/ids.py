@@ -1,4 +1,5 @@
 """Stripe-looking identifiers: a prefix and random base-62 characters."""
+
 from __future__ import annotations
 
 import secrets

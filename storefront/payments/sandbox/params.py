@@ -1,4 +1,5 @@
 """Checks of API request parameters, raising Stripe's errors for what Stripe rejects."""
+
 from __future__ import annotations
 
 import re
@@ -27,7 +28,9 @@ def limit(params: dict[str, Any]) -> int:
         return 10
     limit = integer(params["limit"], "limit")
     if not 1 <= limit <= 100:
-        raise invalid_request("This value must be greater than or equal to 1 and less than or equal to 100.", param="limit")
+        raise invalid_request(
+            "This value must be greater than or equal to 1 and less than or equal to 100.", param="limit"
+        )
     return limit
 
 
@@ -92,12 +95,16 @@ def line_items(value: Any) -> list[dict[str, Any]]:
             raise invalid_request("Invalid object", param=p)
         for name in raw:
             if name == "price":
-                raise invalid_request("The Stripe sandbox supports only `price_data`, not stored prices.", param=f"{p}[price]")
+                raise invalid_request(
+                    "The Stripe sandbox supports only `price_data`, not stored prices.", param=f"{p}[price]"
+                )
             if name not in ("price_data", "quantity", "adjustable_quantity"):
                 raise unknown_param(f"{p}[{name}]")
         data = raw.get("price_data")
         if not isinstance(data, dict):
-            raise invalid_request("You must specify either `price` or `price_data` for each line item.", param=f"{p}[price_data]")
+            raise invalid_request(
+                "You must specify either `price` or `price_data` for each line item.", param=f"{p}[price_data]"
+            )
         for name in data:
             if name not in ("currency", "unit_amount", "unit_amount_decimal", "product_data", "tax_behavior"):
                 raise unknown_param(f"{p}[price_data][{name}]")
@@ -111,7 +118,9 @@ def line_items(value: Any) -> list[dict[str, Any]]:
             raise missing_param(f"{p}[price_data][unit_amount]")
         unit_amount = integer(data["unit_amount"], f"{p}[price_data][unit_amount]")
         if unit_amount < 0:
-            raise invalid_request("This value must be greater than or equal to 0.", param=f"{p}[price_data][unit_amount]")
+            raise invalid_request(
+                "This value must be greater than or equal to 0.", param=f"{p}[price_data][unit_amount]"
+            )
         product = data.get("product_data")
         if not isinstance(product, dict):
             raise missing_param(f"{p}[price_data][product_data]")
@@ -125,11 +134,13 @@ def line_items(value: Any) -> list[dict[str, Any]]:
             raise invalid_request("This value must be greater than or equal to 1.", param=f"{p}[quantity]")
         if items and currency != items[0]["currency"]:
             raise invalid_request("All line items must have the same currency.", param=f"{p}[price_data][currency]")
-        items.append({
-            "name": name.strip(),
-            "description": product.get("description") if isinstance(product.get("description"), str) else None,
-            "currency": currency,
-            "unit_amount": unit_amount,
-            "quantity": quantity,
-        })
+        items.append(
+            {
+                "name": name.strip(),
+                "description": product.get("description") if isinstance(product.get("description"), str) else None,
+                "currency": currency,
+                "unit_amount": unit_amount,
+                "quantity": quantity,
+            }
+        )
     return items

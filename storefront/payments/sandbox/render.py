@@ -3,6 +3,7 @@
 Builders return plain dicts with every field Stripe's spec requires; ids of related
 objects stay ids until a caller expands them (``expand``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -49,7 +50,12 @@ def checkout_session(
         "currency": currency,
         "currency_conversion": None,
         "custom_fields": [],
-        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None, "terms_of_service_acceptance": None},
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
         "customer": None,
         "customer_creation": "if_required",
         "customer_details": None,
@@ -279,7 +285,13 @@ def charge(
         "application_fee": None,
         "application_fee_amount": None,
         "balance_transaction": new_id("txn") if paid else None,
-        "billing_details": {"address": None, "email": billing_email, "name": billing_name, "phone": None, "tax_id": None},
+        "billing_details": {
+            "address": None,
+            "email": billing_email,
+            "name": billing_name,
+            "phone": None,
+            "tax_id": None,
+        },
         "calculated_statement_descriptor": "STOREFRONT SANDBOX",
         "captured": paid,
         "created": created,

@@ -1,5 +1,6 @@
 """Run the sandbox as its own process: ``python -m storefront.payments.sandbox --port N``
 (or ``flask --app wsgi stripe-sandbox --port N``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,18 +25,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=os.environ.get("STRIPE_SANDBOX_DB", str(DEFAULT_DB)), help="its SQLite file")
     p.add_argument("--api-key", default=None, help="the one key accepted (default: any sk_test_ key)")
     p.add_argument("--webhook-url", action="append", default=[], help="deliver events here (repeatable)")
-    p.add_argument("--webhook-event", action="append", default=[],
-                   help="deliver only events of this type (repeatable; Stripe's enabled_events); default: all")
+    p.add_argument(
+        "--webhook-event",
+        action="append",
+        default=[],
+        help="deliver only events of this type (repeatable; Stripe's enabled_events); default: all",
+    )
     p.add_argument("--webhook-secret", default=os.environ.get("STRIPE_WEBHOOK_SECRET") or "whsec_sandbox")
     p.add_argument("--public-url", default=None, help="the sandbox's address as browsers see it")
     p.add_argument("--retry-base", type=float, default=5.0, help="seconds before the first retry; doubles each time")
     p.add_argument("--max-attempts", type=int, default=6)
     p.add_argument("--delivery-timeout", type=float, default=10.0)
-    p.add_argument("--delivery-concurrency", type=int, default=1,
-                   help="deliveries sent at once (Stripe sends concurrently, in no guaranteed order)")
+    p.add_argument(
+        "--delivery-concurrency",
+        type=int,
+        default=1,
+        help="deliveries sent at once (Stripe sends concurrently, in no guaranteed order)",
+    )
     p.add_argument("--tick", type=float, default=1.0, help="seconds between expiry sweeps")
-    p.add_argument("--settle-seconds", type=float, default=10.0,
-                   help="a bank debit settles by itself after this long; negative: only through the control API")
+    p.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=10.0,
+        help="a bank debit settles by itself after this long; negative: only through the control API",
+    )
     return p
 
 

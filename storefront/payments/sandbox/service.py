@@ -7,6 +7,7 @@ sends them.
 
 Times are Unix seconds (UTC); money is integer minor units, as on Stripe.
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,30 +36,69 @@ MAX_AMOUNT = 99_999_999  # Stripe's cap for most currencies, in minor units
 
 # Parameters of POST /v1/checkout/sessions the sandbox implements ...
 SESSION_PARAMS = {
-    "mode", "line_items", "success_url", "cancel_url", "customer_email", "client_reference_id",
-    "metadata", "payment_intent_data", "expires_at", "expand", "locale", "submit_type",
+    "mode",
+    "line_items",
+    "success_url",
+    "cancel_url",
+    "customer_email",
+    "client_reference_id",
+    "metadata",
+    "payment_intent_data",
+    "expires_at",
+    "expand",
+    "locale",
+    "submit_type",
 }
 # ... those it accepts and ignores because they change nothing it models ...
 SESSION_PARAMS_IGNORED = {
-    "billing_address_collection", "allow_promotion_codes", "customer_creation",
-    "phone_number_collection", "ui_mode", "allowed_payment_method_types",
-    "excluded_payment_method_types", "payment_method_options", "custom_text",
+    "billing_address_collection",
+    "allow_promotion_codes",
+    "customer_creation",
+    "phone_number_collection",
+    "ui_mode",
+    "allowed_payment_method_types",
+    "excluded_payment_method_types",
+    "payment_method_options",
+    "custom_text",
 }
 # ... and Stripe's other ones (stripe-python 16.1.0's SessionCreateParams), refused with
 # a clear message rather than silently ignored.
 SESSION_PARAMS_UNSUPPORTED = {
-    "adaptive_pricing", "after_expiration", "automatic_tax", "branding_settings",
-    "consent_collection", "currency", "custom_fields", "customer", "customer_account",
-    "customer_update", "discounts", "integration_identifier", "invoice_creation",
-    "managed_payments", "name_collection", "optional_items", "origin_context",
-    "payment_method_collection", "payment_method_configuration", "payment_method_data",
-    "permissions", "redirect_on_completion", "return_url", "saved_payment_method_options",
-    "setup_intent_data", "shipping_address_collection", "shipping_options",
-    "subscription_data", "tax_id_collection", "wallet_options",
+    "adaptive_pricing",
+    "after_expiration",
+    "automatic_tax",
+    "branding_settings",
+    "consent_collection",
+    "currency",
+    "custom_fields",
+    "customer",
+    "customer_account",
+    "customer_update",
+    "discounts",
+    "integration_identifier",
+    "invoice_creation",
+    "managed_payments",
+    "name_collection",
+    "optional_items",
+    "origin_context",
+    "payment_method_collection",
+    "payment_method_configuration",
+    "payment_method_data",
+    "permissions",
+    "redirect_on_completion",
+    "return_url",
+    "saved_payment_method_options",
+    "setup_intent_data",
+    "shipping_address_collection",
+    "shipping_options",
+    "subscription_data",
+    "tax_id_collection",
+    "wallet_options",
 }
 PI_DATA_PARAMS = {"metadata", "description", "receipt_email", "statement_descriptor", "statement_descriptor_suffix"}
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 LOCALES = {"auto", "en", "fr", "de", "es", "it", "nl", "pt"}
+
 
 @dataclass
 class RequestInfo:
@@ -93,7 +133,8 @@ class Sandbox:
         with self.store.write() as tx:
             for url in config.webhook_urls:
                 tx.execute(
-                    "INSERT INTO endpoints (url, secret) VALUES (?, ?) ON CONFLICT (url) DO UPDATE SET secret = excluded.secret",
+                    "INSERT INTO endpoints (url, secret) VALUES (?, ?) ON CONFLICT (url) DO UPDATE SET secret "
+                    "= excluded.secret",
                     (url, config.webhook_secret),
                 )
             # Deliveries a crash interrupted mid-send are sent again (at least once).
@@ -146,7 +187,8 @@ class Sandbox:
             )
         if amount_total > MAX_AMOUNT:
             raise invalid_request(
-                f"The Checkout Session's total amount due must be no more than {format_amount(MAX_AMOUNT, currency)} {currency}",
+                "The Checkout Session's total amount due must be no more than "
+                f"{format_amount(MAX_AMOUNT, currency)} {currency}",
                 param="line_items",
             )
         customer_email = params.get("customer_email")
@@ -257,11 +299,27 @@ class Sandbox:
         if params.get("payment_intent") is not None:
             where.append("json_extract(data, '$.payment_intent') = ?")
             args.append(params["payment_intent"])
-        email = (params.get("customer_details") or {}).get("email") if isinstance(params.get("customer_details"), dict) else None
+        email = (
+            (params.get("customer_details") or {}).get("email")
+            if isinstance(params.get("customer_details"), dict)
+            else None
+        )
         if email is not None:
             where.append("json_extract(data, '$.customer_details.email') = ?")
             args.append(email)
-        checks.only(params, {"created", "status", "payment_intent", "customer_details", "limit", "starting_after", "ending_before", "expand"})
+        checks.only(
+            params,
+            {
+                "created",
+                "status",
+                "payment_intent",
+                "customer_details",
+                "limit",
+                "starting_after",
+                "ending_before",
+                "expand",
+            },
+        )
         return self._list("checkout.session", "/v1/checkout/sessions", params, where, args)
 
     def expire_session(self, session_id: str, *, req: RequestInfo) -> dict:
@@ -304,7 +362,8 @@ class Sandbox:
             due = [
                 r["id"]
                 for r in conn.execute(
-                    "SELECT id FROM objects WHERE kind = 'checkout.session' AND json_extract(data, '$.status') = 'open' "
+                    "SELECT id FROM objects WHERE kind = 'checkout.session' AND json_extract(data, '$.status') "
+                    "= 'open' "
                     "AND (json_extract(data, '$.expires_at') <= ? OR json_extract(internal, '$.lapse_at') <= ?)",
                     (now, now),
                 )
@@ -312,7 +371,8 @@ class Sandbox:
             due_debits = [
                 r["id"]
                 for r in conn.execute(
-                    "SELECT id FROM objects WHERE kind = 'payment_intent' AND json_extract(data, '$.status') = 'processing' "
+                    "SELECT id FROM objects WHERE kind = 'payment_intent' AND json_extract(data, '$.status') = "
+                    "'processing' "
                     "AND json_extract(internal, '$.settle_at') <= ?",
                     (now,),
                 )
@@ -350,7 +410,9 @@ class Sandbox:
         iban = re.sub(r"\s", "", form.get("iban") or "").upper()
         if method == "card":
             if not number.isdigit() or len(number) < 12:
-                errors["card_number"] = "Your card number is incomplete." if len(number) < 12 else "Your card number is invalid."
+                errors["card_number"] = (
+                    "Your card number is incomplete." if len(number) < 12 else "Your card number is invalid."
+                )
             elif not luhn_ok(number):
                 errors["card_number"] = "Your card number is invalid."
             expiry = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", form.get("card_expiry") or "")
@@ -371,7 +433,9 @@ class Sandbox:
             if "card_number" not in errors:
                 card = CARDS.get(number) or {
                     "brand": "mastercard" if number.startswith("5") else "visa",
-                    "outcome": "decline", "code": "card_declined", "decline_code": "test_mode_live_card",
+                    "outcome": "decline",
+                    "code": "card_declined",
+                    "decline_code": "test_mode_live_card",
                 }
         elif method == "bank_debit":
             if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}", iban):
@@ -405,7 +469,10 @@ class Sandbox:
                     payment_method_types=["card"],
                     next_action={"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}},
                 )
-                internal_pi = {"session_id": session_id, "pending_card": {"pm": pm_id, "details": details, "email": email, "name": name}}
+                internal_pi = {
+                    "session_id": session_id,
+                    "pending_card": {"pm": pm_id, "details": details, "email": email, "name": name},
+                }
                 save_object(tx, pi, internal_pi)
                 return PaymentResult("requires_action")
             if card["outcome"] == "succeed":
@@ -434,13 +501,25 @@ class Sandbox:
             pi_internal.pop("pending_card")
             save_object(tx, pi, pi_internal)
             details = pending["details"]
-            details["card"]["three_d_secure"] = {"authentication_flow": "challenge", "result": "authenticated" if passed else "failed", "version": "2.2.0"}
+            details["card"]["three_d_secure"] = {
+                "authentication_flow": "challenge",
+                "result": "authenticated" if passed else "failed",
+                "version": "2.2.0",
+            }
             if passed:
                 self._succeed_card(tx, session, pi, pending["pm"], details, pending["email"], pending["name"])
                 return PaymentResult("succeeded", redirect=self.success_redirect(session))
             return self._decline(
-                tx, session, pi, pending["pm"], details, pending["email"], pending["name"],
-                "payment_intent_authentication_failure", None, message=AUTHENTICATION_FAILED,
+                tx,
+                session,
+                pi,
+                pending["pm"],
+                details,
+                pending["email"],
+                pending["name"],
+                "payment_intent_authentication_failure",
+                None,
+                message=AUTHENTICATION_FAILED,
             )
 
     def pending_authentication(self, session_id: str) -> bool:
@@ -476,7 +555,9 @@ class Sandbox:
         save_object(tx, session)
         return pi
 
-    def _new_charge(self, tx: Tx, pi: dict, pm_id: str, details: dict, email: str, name: str | None, status: str, **failure) -> dict:
+    def _new_charge(
+        self, tx: Tx, pi: dict, pm_id: str, details: dict, email: str, name: str | None, status: str, **failure
+    ) -> dict:
         ch = render.charge(
             created=self.now(),
             amount=pi["amount"],
@@ -494,12 +575,18 @@ class Sandbox:
         insert_object(tx, ch)
         return ch
 
-    def _succeed_card(self, tx: Tx, session: dict, pi: dict, pm_id: str, details: dict, email: str, name: str | None) -> None:
+    def _succeed_card(
+        self, tx: Tx, session: dict, pi: dict, pm_id: str, details: dict, email: str, name: str | None
+    ) -> None:
         ch = self._new_charge(tx, pi, pm_id, details, email, name, "succeeded")
         self._emit(tx, "charge.succeeded", ch)
         pi.update(
-            status="succeeded", amount_received=pi["amount"], latest_charge=ch["id"], payment_method=pm_id,
-            last_payment_error=None, next_action=None,
+            status="succeeded",
+            amount_received=pi["amount"],
+            latest_charge=ch["id"],
+            payment_method=pm_id,
+            last_payment_error=None,
+            next_action=None,
         )
         save_object(tx, pi)
         self._emit(tx, "payment_intent.succeeded", pi)
@@ -507,37 +594,79 @@ class Sandbox:
         save_object(tx, session)
         self._emit(tx, "checkout.session.completed", session)
 
-    def _decline(self, tx: Tx, session: dict, pi: dict, pm_id: str, details: dict, email: str, name: str | None,
-                 code: str, decline_code: str | None, *, message: str | None = None) -> PaymentResult:
+    def _decline(
+        self,
+        tx: Tx,
+        session: dict,
+        pi: dict,
+        pm_id: str,
+        details: dict,
+        email: str,
+        name: str | None,
+        code: str,
+        decline_code: str | None,
+        *,
+        message: str | None = None,
+    ) -> PaymentResult:
         message = message or DECLINE_MESSAGES.get(decline_code or "", "Your card was declined.")
         ch = self._new_charge(
-            tx, pi, pm_id, details, email, name, "failed",
-            failure_code=code, failure_message=message, outcome_reason=decline_code,
+            tx,
+            pi,
+            pm_id,
+            details,
+            email,
+            name,
+            "failed",
+            failure_code=code,
+            failure_message=message,
+            outcome_reason=decline_code,
         )
         self._emit(tx, "charge.failed", ch)
-        error: dict[str, Any] = {"type": "card_error", "code": code, "message": message, "charge": ch["id"],
-                                 "doc_url": "https://docs.stripe.com/error-codes/" + code.replace("_", "-")}
+        error: dict[str, Any] = {
+            "type": "card_error",
+            "code": code,
+            "message": message,
+            "charge": ch["id"],
+            "doc_url": "https://docs.stripe.com/error-codes/" + code.replace("_", "-"),
+        }
         if code == "card_declined":
             error["decline_code"] = decline_code
-        pi.update(status="requires_payment_method", latest_charge=ch["id"], payment_method=None,
-                  last_payment_error=error, next_action=None)
+        pi.update(
+            status="requires_payment_method",
+            latest_charge=ch["id"],
+            payment_method=None,
+            last_payment_error=error,
+            next_action=None,
+        )
         save_object(tx, pi)
         self._emit(tx, "payment_intent.payment_failed", pi)
         return PaymentResult("declined", message=message, decline_code=decline_code or code)
 
-    def _start_bank_debit(self, tx: Tx, session: dict, pi: dict, pm_id: str, details: dict, email: str, name: str | None, iban: str) -> PaymentResult:
+    def _start_bank_debit(
+        self, tx: Tx, session: dict, pi: dict, pm_id: str, details: dict, email: str, name: str | None, iban: str
+    ) -> PaymentResult:
         ch = self._new_charge(tx, pi, pm_id, details, email, name, "pending")
         ch["outcome"] = None
         save_object(tx, ch)
         self._emit(tx, "charge.pending", ch)
-        pi.update(status="processing", latest_charge=ch["id"], payment_method=pm_id, last_payment_error=None,
-                  payment_method_types=["sepa_debit"], next_action=None)
+        pi.update(
+            status="processing",
+            latest_charge=ch["id"],
+            payment_method=pm_id,
+            last_payment_error=None,
+            payment_method_types=["sepa_debit"],
+            next_action=None,
+        )
         settle_after = self.config.bank_debit_settle_seconds
-        save_object(tx, pi, {
-            "session_id": session["id"],
-            "settle_outcome": IBANS.get(iban, "succeeded"),
-            "settle_at": None if settle_after is None else self.now() + settle_after,
-        })
+        save_object(
+            tx,
+            pi,
+            {
+                "session_id": session["id"],
+                "settle_outcome": IBANS.get(iban, "succeeded"),
+                "settle_at": None if settle_after is None else self.now() + settle_after,
+            },
+        )
         self._emit(tx, "payment_intent.processing", pi)
         session.update(status="complete", payment_status="unpaid", url=None)
         save_object(tx, session)
@@ -560,10 +689,20 @@ class Sandbox:
             ch = load_data(tx, pi["latest_charge"], "charge")
             session = load_data(tx, internal["session_id"], "checkout.session")
             if outcome == "succeeded":
-                ch.update(status="succeeded", paid=True, captured=True, amount_captured=ch["amount"],
-                          balance_transaction=new_id("txn"),
-                          outcome={"network_status": "approved_by_network", "reason": None, "risk_level": "not_assessed",
-                                   "seller_message": "Payment complete.", "type": "authorized"})
+                ch.update(
+                    status="succeeded",
+                    paid=True,
+                    captured=True,
+                    amount_captured=ch["amount"],
+                    balance_transaction=new_id("txn"),
+                    outcome={
+                        "network_status": "approved_by_network",
+                        "reason": None,
+                        "risk_level": "not_assessed",
+                        "seller_message": "Payment complete.",
+                        "type": "authorized",
+                    },
+                )
                 save_object(tx, ch)
                 self._emit(tx, "charge.succeeded", ch)
                 pi.update(status="succeeded", amount_received=pi["amount"])
@@ -573,14 +712,30 @@ class Sandbox:
                 save_object(tx, session)
                 self._emit(tx, "checkout.session.async_payment_succeeded", session, {"payment_status": "unpaid"})
             else:
-                ch.update(status="failed", failure_code="insufficient_funds", failure_message=BANK_DEBIT_FAILED,
-                          outcome={"network_status": "declined_by_network", "reason": "insufficient_funds",
-                                   "risk_level": "not_assessed", "seller_message": BANK_DEBIT_FAILED, "type": "issuer_declined"})
+                ch.update(
+                    status="failed",
+                    failure_code="insufficient_funds",
+                    failure_message=BANK_DEBIT_FAILED,
+                    outcome={
+                        "network_status": "declined_by_network",
+                        "reason": "insufficient_funds",
+                        "risk_level": "not_assessed",
+                        "seller_message": BANK_DEBIT_FAILED,
+                        "type": "issuer_declined",
+                    },
+                )
                 save_object(tx, ch)
                 self._emit(tx, "charge.failed", ch)
-                pi.update(status="requires_payment_method", payment_method=None,
-                          last_payment_error={"type": "card_error", "code": "payment_method_provider_decline",
-                                              "message": BANK_DEBIT_FAILED, "charge": ch["id"]})
+                pi.update(
+                    status="requires_payment_method",
+                    payment_method=None,
+                    last_payment_error={
+                        "type": "card_error",
+                        "code": "payment_method_provider_decline",
+                        "message": BANK_DEBIT_FAILED,
+                        "charge": ch["id"],
+                    },
+                )
                 save_object(tx, pi)
                 self._emit(tx, "payment_intent.payment_failed", pi)
                 self._emit(tx, "checkout.session.async_payment_failed", session)
@@ -622,7 +777,9 @@ class Sandbox:
             if params.get("payment_intent") is not None:
                 pi = load_data(tx, params["payment_intent"], "payment_intent")
                 if pi is None:
-                    raise resource_missing("payment_intent", params["payment_intent"], param="payment_intent", status=400)
+                    raise resource_missing(
+                        "payment_intent", params["payment_intent"], param="payment_intent", status=400
+                    )
                 if pi["status"] != "succeeded" or not pi["latest_charge"]:
                     raise invalid_request(
                         f"This PaymentIntent ({pi['id']}) does not have a successful charge to refund.",
@@ -636,11 +793,17 @@ class Sandbox:
                 if ch is None:
                     raise resource_missing("charge", params["charge"], param="charge", status=400)
                 if ch["status"] != "succeeded":
-                    raise invalid_request(f"Charge {ch['id']} has not succeeded; there is nothing to refund.", param="charge")
+                    raise invalid_request(
+                        f"Charge {ch['id']} has not succeeded; there is nothing to refund.", param="charge"
+                    )
             remaining = ch["amount_captured"] - ch["amount_refunded"]
             if remaining <= 0:
-                raise ApiError(400, "invalid_request_error", f"Charge {ch['id']} has already been refunded.",
-                               code="charge_already_refunded")
+                raise ApiError(
+                    400,
+                    "invalid_request_error",
+                    f"Charge {ch['id']} has already been refunded.",
+                    code="charge_already_refunded",
+                )
             if amount is None:
                 amount = remaining
             if amount > remaining:
@@ -652,8 +815,13 @@ class Sandbox:
                     code="amount_too_large",
                 )
             refund = render.refund(
-                created=self.now(), amount=amount, currency=ch["currency"], charge_id=ch["id"],
-                payment_intent_id=ch["payment_intent"], reason=reason, metadata=metadata,
+                created=self.now(),
+                amount=amount,
+                currency=ch["currency"],
+                charge_id=ch["id"],
+                payment_intent_id=ch["payment_intent"],
+                reason=reason,
+                metadata=metadata,
             )
             insert_object(tx, refund)
             self._emit(tx, "refund.created", refund, req=req)
@@ -665,7 +833,9 @@ class Sandbox:
             return refund
 
     def list_refunds(self, params: dict[str, Any]) -> dict:
-        checks.only(params, {"payment_intent", "charge", "created", "limit", "starting_after", "ending_before", "expand"})
+        checks.only(
+            params, {"payment_intent", "charge", "created", "limit", "starting_after", "ending_before", "expand"}
+        )
         where: list[str] = []
         args: list[Any] = []
         checks.created_filter(params.get("created"), where, args)
@@ -678,7 +848,10 @@ class Sandbox:
     # --- events -----------------------------------------------------------------------
 
     def list_events(self, params: dict[str, Any]) -> dict:
-        checks.only(params, {"type", "types", "created", "delivery_success", "limit", "starting_after", "ending_before", "expand"})
+        checks.only(
+            params,
+            {"type", "types", "created", "delivery_success", "limit", "starting_after", "ending_before", "expand"},
+        )
         where: list[str] = []
         args: list[Any] = []
         checks.created_filter(params.get("created"), where, args)
@@ -713,16 +886,24 @@ class Sandbox:
             raise resource_missing("event", event_id)
         return ev
 
-    def _emit(self, tx: Tx, type_: str, obj: dict, previous: dict | None = None, *, req: RequestInfo | None = None) -> dict:
+    def _emit(
+        self, tx: Tx, type_: str, obj: dict, previous: dict | None = None, *, req: RequestInfo | None = None
+    ) -> dict:
         """Record an event about ``obj`` (as it is now) and schedule its deliveries."""
         enabled = self.config.webhook_events
-        endpoints = [] if enabled and type_ not in enabled else tx.execute(
-            "SELECT url, secret FROM endpoints ORDER BY id"
-        ).fetchall()
+        endpoints = (
+            []
+            if enabled and type_ not in enabled
+            else tx.execute("SELECT url, secret FROM endpoints ORDER BY id").fetchall()
+        )
         ev = render.event(
-            created=self.now(), type_=type_, obj=copy.deepcopy(obj), previous_attributes=previous,
+            created=self.now(),
+            type_=type_,
+            obj=copy.deepcopy(obj),
+            previous_attributes=previous,
             pending_webhooks=len(endpoints),
-            request_id=req.id if req else None, idempotency_key=req.idempotency_key if req else None,
+            request_id=req.id if req else None,
+            idempotency_key=req.idempotency_key if req else None,
         )
         insert_object(tx, ev)
         for endpoint in endpoints:
@@ -745,7 +926,8 @@ class Sandbox:
                 state, group = "held", fault["id"]
         for _ in range(copies):
             tx.execute(
-                "INSERT INTO deliveries (event_id, event_type, endpoint_url, secret, state, next_attempt_at, fault, hold_group, created, updated) "
+                "INSERT INTO deliveries (event_id, event_type, endpoint_url, secret, state, next_attempt_at, "
+                "fault, hold_group, created, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (ev["id"], ev["type"], url, secret, state, due, fault["kind"] if fault else None, group, now, now),
             )
@@ -779,7 +961,9 @@ def _load_existing(conn, object_id: str, kind: str) -> tuple[dict, dict]:
 def release_held(tx: Tx, group: int | None = None) -> None:
     """Send held (reordered) deliveries, newest first."""
     rows = tx.execute(
-        "SELECT id FROM deliveries WHERE state = 'held'" + (" AND hold_group = ?" if group is not None else "") + " ORDER BY id DESC",
+        "SELECT id FROM deliveries WHERE state = 'held'"
+        + (" AND hold_group = ?" if group is not None else "")
+        + " ORDER BY id DESC",
         (group,) if group is not None else (),
     ).fetchall()
     now = time.time()

@@ -5,14 +5,16 @@ state (``internal``: line items, card outcome, when a session lapses). Every wri
 one ``BEGIN IMMEDIATE`` transaction on a short-lived connection; a process lock in
 front of it keeps the sandbox's own threads from queueing on SQLite's busy timeout.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -186,9 +188,7 @@ def save_object(tx: Tx, obj: dict[str, Any], internal: dict[str, Any] | None = N
 
 def load(conn: sqlite3.Connection | Tx, object_id: str, kind: str) -> tuple[dict, dict] | None:
     """The object and its sandbox-only state, or None."""
-    row = conn.execute(
-        "SELECT data, internal FROM objects WHERE id = ? AND kind = ?", (object_id, kind)
-    ).fetchone()
+    row = conn.execute("SELECT data, internal FROM objects WHERE id = ? AND kind = ?", (object_id, kind)).fetchone()
     if row is None:
         return None
     return json.loads(row["data"]), json.loads(row["internal"])

@@ -4,6 +4,7 @@ A delivery is a row (``deliveries``) created with the event; every try is logged
 ``delivery_attempts``. The thread also runs the sweep (expiry, bank-debit
 settlement), so "a session whose expires_at passed becomes expired" needs no cron.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,7 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
     """``Stripe-Signature``: ``t=<unix>,v1=<hex HMAC-SHA256 of "t.payload" keyed by the secret>``."""
     t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode("utf-8"), f"{t}.{payload}".encode("utf-8"), hashlib.sha256).hexdigest()
+    mac = hmac.new(secret.encode("utf-8"), f"{t}.{payload}".encode(), hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"
 
 
@@ -156,7 +157,8 @@ class Deliverer:
         now = time.time()
         with self.sandbox.store.write() as tx:
             tx.execute(
-                "INSERT INTO delivery_attempts (delivery_id, attempt, at, duration_ms, status, error, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO delivery_attempts (delivery_id, attempt, at, duration_ms, status, error, "
+                "signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (delivery["id"], attempt, now, duration_ms, status, error, signature),
             )
             if ok:
@@ -167,14 +169,16 @@ class Deliverer:
                 state = "pending"
                 due = now + min(config.retry_base_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
             tx.execute(
-                "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?, updated = ? WHERE id = ?",
+                "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, last_status = ?, "
+                "last_error = ?, updated = ? WHERE id = ?",
                 (state, attempt, due, status, error, now, delivery["id"]),
             )
             if state != "pending":
                 # pending_webhooks on the event counts the endpoints still waiting for it.
                 ev = load_data(tx, delivery["event_id"], "event")
                 waiting = tx.execute(
-                    "SELECT COUNT(DISTINCT endpoint_url) AS n FROM deliveries WHERE event_id = ? AND state IN ('pending', 'sending', 'held')",
+                    "SELECT COUNT(DISTINCT endpoint_url) AS n FROM deliveries WHERE event_id = ? AND state IN "
+                    "('pending', 'sending', 'held')",
                     (delivery["event_id"],),
                 ).fetchone()["n"]
                 if ev is not None and ev["pending_webhooks"] != waiting:
@@ -193,7 +197,8 @@ def deliveries(sandbox: Sandbox, event_id: str | None = None, event_type: str | 
             where.append("event_type = ?")
             args.append(event_type)
         rows = conn.execute(
-            "SELECT id, event_id, event_type, endpoint_url, state, attempts, next_attempt_at, fault, last_status, last_error, created "
+            "SELECT id, event_id, event_type, endpoint_url, state, attempts, next_attempt_at, fault, "
+            "last_status, last_error, created "
             "FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id",
             args,
         ).fetchall()
@@ -201,8 +206,10 @@ def deliveries(sandbox: Sandbox, event_id: str | None = None, event_type: str | 
         for row in rows:
             item = dict(row)
             item["attempt_log"] = [
-                dict(a) for a in conn.execute(
-                    "SELECT attempt, at, duration_ms, status, error FROM delivery_attempts WHERE delivery_id = ? ORDER BY id",
+                dict(a)
+                for a in conn.execute(
+                    "SELECT attempt, at, duration_ms, status, error FROM delivery_attempts WHERE delivery_id = "
+                    "? ORDER BY id",
                     (row["id"],),
                 )
             ]
