@@ -203,3 +203,28 @@ class PaymentServiceUnavailable(StorefrontError):
 
     def message(self) -> str:
         return _("We could not reach the payment service. Your tickets are still held; please try again in a moment.")
+
+
+# --- money (storefront.money) ------------------------------------------------------------
+
+
+class UnsupportedCurrency(StorefrontError):
+    """An event's currency that Stripe does not accept for a charge."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+    def message(self) -> str:
+        return _("Payments in %(code)s are not possible: Stripe does not accept this currency.", code=self.code)
+
+
+class InvalidAmount(StorefrontError):
+    """A price that is negative, or finer than Stripe can charge in its currency."""
+
+    def __init__(self, currency: str):
+        super().__init__(currency)
+        self.currency = currency
+
+    def message(self) -> str:
+        return _("This is not an amount that can be charged in %(currency)s.", currency=self.currency.upper())

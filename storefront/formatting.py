@@ -1,17 +1,18 @@
-"""Money and dates as a buyer reads them: Babel, the buyer's locale, the event's
-currency and timezone."""
+"""Money and dates as a buyer reads them, for the buyer's locale and the event's
+currency and timezone: the template filters ``money`` (``storefront.money``) and
+``event_time`` (Babel)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime, format_time, get_timezone_location
-from babel.numbers import format_currency
 from flask import Flask
 from flask_babel import get_locale
+
+from . import money as amounts
 
 # Both filters are pure functions of their arguments and the locale, and Babel's
 # formatting is slow next to the rest of a page: every page shows the same few
@@ -19,14 +20,14 @@ from flask_babel import get_locale
 _MEMO_SIZE = 4096
 
 
-def money(cents: int, currency: str) -> str:
-    """Integer cents to "€12.50" / "12,50 €" for the buyer's locale."""
-    return _money(cents, currency, get_locale())
+def money(amount_minor: int, currency: str) -> str:
+    """An amount in minor units to "€12.50" / "12,50 €" / "¥12,000" for the buyer's locale."""
+    return _money(amount_minor, currency, get_locale())
 
 
 @lru_cache(maxsize=_MEMO_SIZE)
-def _money(cents: int, currency: str, locale) -> str:
-    return format_currency(Decimal(cents) / 100, currency.upper(), locale=locale)
+def _money(amount_minor: int, currency: str, locale) -> str:
+    return amounts.format_amount(amount_minor, currency, locale)
 
 
 def event_time(when: datetime, tz: str, style: str = "long") -> str:

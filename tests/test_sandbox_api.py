@@ -266,6 +266,30 @@ def _without(name):
             session_params(
                 line_items=[
                     {
+                        "price_data": {"currency": "xyz", "unit_amount": 1000, "product_data": {"name": "x"}},
+                        "quantity": 1,
+                    }
+                ]
+            ),
+            "line_items[0][price_data][currency]",
+            "Invalid currency: xyz",
+        ),
+        (
+            session_params(
+                line_items=[
+                    {
+                        "price_data": {"currency": "huf", "unit_amount": 17000, "product_data": {"name": "x"}},
+                        "quantity": 1,
+                    }
+                ]
+            ),
+            "line_items",
+            "at least HUF175",
+        ),
+        (
+            session_params(
+                line_items=[
+                    {
                         "price_data": {"currency": "eur", "unit_amount": 1000, "product_data": {"name": "a"}},
                         "quantity": 1,
                     },

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import invalid_request, missing_param, unknown_param
+from .money import STRIPE_CURRENCIES
 
 
 def only(params: dict[str, Any], allowed: set[str]) -> None:
@@ -111,8 +112,12 @@ def line_items(value: Any) -> list[dict[str, Any]]:
         currency = data.get("currency")
         if currency is None:
             raise missing_param(f"{p}[price_data][currency]")
-        if not isinstance(currency, str) or not re.fullmatch(r"[a-zA-Z]{3}", currency):
-            raise invalid_request(f"Invalid currency: {currency}", param=f"{p}[price_data][currency]")
+        if not isinstance(currency, str) or currency.lower() not in STRIPE_CURRENCIES:
+            raise invalid_request(
+                f"Invalid currency: {currency}. Stripe currently supports these currencies: "
+                + ", ".join(sorted(STRIPE_CURRENCIES)),
+                param=f"{p}[price_data][currency]",
+            )
         currency = currency.lower()
         if data.get("unit_amount") is None:
             raise missing_param(f"{p}[price_data][unit_amount]")
