@@ -265,7 +265,7 @@ def recreate_database(db_url: str, capacity: int) -> int:
                 TicketType(
                     name="General admission",
                     description="Standing.",
-                    price_cents=4500,
+                    price_minor=4500,
                     capacity=capacity,
                     max_per_order=10,
                     position=1,

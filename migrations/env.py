@@ -92,10 +92,26 @@ def run_migrations_online():
         if connection.dialect.name == "postgresql":
             # The app's engine reads in autocommit; a migration is one transaction.
             connection = connection.execution_options(isolation_level="READ COMMITTED")
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a SQLite table (copy, drop, rename), which the app's
+            # foreign_keys=ON refuses for a table others refer to. Off for the
+            # migration (set outside any transaction, or SQLite ignores it), checked
+            # after, and on again before the connection goes back to the pool.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                connection.commit()
+                if broken:
+                    raise RuntimeError(f"the migration left rows whose foreign key points nowhere: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -74,8 +74,8 @@ class CartView:
         return sum(item.quantity for item in self.items)
 
     @property
-    def total_cents(self) -> int:
-        return sum(item.quantity * item.ticket_type.price_cents for item in self.items)
+    def total_minor(self) -> int:
+        return sum(item.quantity * item.ticket_type.price_minor for item in self.items)
 
     @property
     def currency(self) -> str | None:

@@ -86,6 +86,6 @@ def availabilities(
     return {tt.id: availability(tt, left[tt.id], low_threshold, now) for tt in ticket_types}
 
 
-def lowest_price_cents(event: Event) -> int | None:
-    prices = [tt.price_cents for tt in event.ticket_types]
+def lowest_price_minor(event: Event) -> int | None:
+    prices = [tt.price_minor for tt in event.ticket_types]
     return min(prices) if prices else None

@@ -94,7 +94,7 @@ def _lines(items: list[CartItem], names: list[list[str]]) -> list[dict]:
                 "ticket_type_id": item.ticket_type_id,
                 "name": item.ticket_type.name,
                 "quantity": item.quantity,
-                "unit_price_cents": item.ticket_type.price_cents,
+                "unit_price_minor": item.ticket_type.price_minor,
                 "attendees": names[taken : taken + item.quantity],
             }
         )
@@ -108,7 +108,7 @@ def _digest(cart_id: int, lines: list[dict], email: str, currency: str) -> str:
         cart_id,
         currency,
         email,
-        [(line["ticket_type_id"], line["quantity"], line["unit_price_cents"]) for line in lines],
+        [(line["ticket_type_id"], line["quantity"], line["unit_price_minor"]) for line in lines],
     ]
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:24]
 
@@ -155,7 +155,7 @@ def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted
             raise NothingToPay()
         count = sum(item.quantity for item in items)
         lines = _lines(items, valid_names(names, count))
-        total = sum(line["quantity"] * line["unit_price_cents"] for line in lines)
+        total = sum(line["quantity"] * line["unit_price_minor"] for line in lines)
         currency = items[0].ticket_type.event.currency
         if total == 0:
             order = fulfilment.create_free_order(cart, items, lines, email, now)
@@ -172,7 +172,7 @@ def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted
                 idempotency_key=f"checkout-cart{cart.id}-{digest}-{secrets.token_hex(4)}",
                 lines=json.dumps(lines),
                 buyer_email=email,
-                amount_cents=total,
+                amount_minor=total,
                 currency=currency,
                 status=AttemptStatus.CREATING.value,
                 session_expires_at=now + SESSION_LIFETIME + SESSION_SLACK,
@@ -245,7 +245,7 @@ def _session_params(attempt: PaymentAttempt, lines: list[dict], success_url: str
             {
                 "price_data": {
                     "currency": attempt.currency.lower(),
-                    "unit_amount": line["unit_price_cents"],
+                    "unit_amount": line["unit_price_minor"],
                     "product_data": {"name": line["name"]},
                 },
                 "quantity": line["quantity"],

@@ -1,5 +1,5 @@
 """Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | reconcile | send-confirmations |
-stripe-sandbox`."""
+payment-review | stripe-sandbox`."""
 
 from __future__ import annotations
 
@@ -55,6 +55,33 @@ def init_app(app: Flask) -> None:
         confirmations, notices, failures = send_pending()
         click.echo(f"Sent {confirmations} order confirmation(s) and {notices} refund notice(s); {failures} failed.")
         if failures:
+            raise SystemExit(1)
+
+    @app.cli.command("payment-review")
+    def payment_review_command():
+        """List payments a person must look at: paid another amount than asked, or (before
+        migration 0004) charged another amount than shown. Exits 1 if there are any."""
+        from .money import format_amount
+        from .payment_review import payments_to_review
+
+        def amount(minor, currency):
+            return format_amount(minor, currency) if minor is not None and currency else "unknown"
+
+        found = payments_to_review()
+        for item in found:
+            asked = amount(item.asked_minor, item.currency)
+            other = amount(item.other_minor, item.other_currency)
+            what = (
+                f"paid {other}, asked {asked}"
+                if item.kind == "paid_other_than_asked"
+                else f"charged {asked}, shown {other}"
+            )
+            click.echo(
+                f"{item.kind}: attempt {item.attempt_id} ({item.attempt_status}), order {item.order_code or '-'}, "
+                f"session {item.session_id or '-'}, {item.buyer_email}: {what}"
+            )
+        click.echo(f"{len(found)} payment(s) to review.")
+        if found:
             raise SystemExit(1)
 
     @app.cli.command("stripe-sandbox", context_settings={"ignore_unknown_options": True, "help_option_names": []})

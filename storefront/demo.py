@@ -49,7 +49,7 @@ def seed_demo(now: datetime | None = None) -> bool:
             TicketType(
                 name="Standard",
                 description="Standing, bar access.",
-                price_cents=2500,
+                price_minor=2500,
                 capacity=250,
                 max_per_order=8,
                 position=1,
@@ -57,7 +57,7 @@ def seed_demo(now: datetime | None = None) -> bool:
             TicketType(
                 name="VIP table",
                 description="Seated table near the stage, one drink included.",
-                price_cents=6000,
+                price_minor=6000,
                 capacity=50,
                 max_per_order=4,
                 position=2,
@@ -65,7 +65,7 @@ def seed_demo(now: datetime | None = None) -> bool:
             TicketType(
                 name="Student",
                 description="With a valid student card at the door.",
-                price_cents=1500,
+                price_minor=1500,
                 capacity=60,
                 max_per_order=2,
                 position=3,
@@ -84,7 +84,7 @@ def seed_demo(now: datetime | None = None) -> bool:
             status=published,
         )
         harbour.ticket_types = [
-            TicketType(name="General admission", price_cents=4500, capacity=200, sold=196, max_per_order=6, position=1),
+            TicketType(name="General admission", price_minor=4500, capacity=200, sold=196, max_per_order=6, position=1),
         ]
 
         summit = Event(
@@ -100,8 +100,8 @@ def seed_demo(now: datetime | None = None) -> bool:
             sales_start=now + timedelta(days=5),
         )
         summit.ticket_types = [
-            TicketType(name="Early bird", price_cents=1200000, capacity=100, max_per_order=2, position=1),
-            TicketType(name="Regular", price_cents=1800000, capacity=400, max_per_order=4, position=2),
+            TicketType(name="Early bird", price_minor=1200000, capacity=100, max_per_order=2, position=1),
+            TicketType(name="Regular", price_minor=1800000, capacity=400, max_per_order=4, position=2),
         ]
 
         chapel = Event(
@@ -116,8 +116,8 @@ def seed_demo(now: datetime | None = None) -> bool:
             status=published,
         )
         chapel.ticket_types = [
-            TicketType(name="Front pews", price_cents=3200, capacity=40, sold=40, max_per_order=4, position=1),
-            TicketType(name="Nave", price_cents=1800, capacity=120, max_per_order=6, position=2),
+            TicketType(name="Front pews", price_minor=3200, capacity=40, sold=40, max_per_order=4, position=1),
+            TicketType(name="Nave", price_minor=1800, capacity=120, max_per_order=6, position=2),
         ]
         db.session.add_all([jazz, harbour, summit, chapel])
     return True

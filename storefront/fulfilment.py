@@ -220,7 +220,7 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
         currency=attempt.currency,
         session_id=session.id,
         payment_intent_id=pi_id,
-        total=session.amount_total or attempt.amount_cents,
+        total=session.amount_total or attempt.amount_minor,
         now=now,
     )
     attempt.status = AttemptStatus.PAID.value
@@ -256,8 +256,8 @@ def _new_order(*, cart_id, event_id, lines, email, currency, session_id, payment
         event_id=event_id,
         buyer_email=email,
         status=OrderStatus.PAID.value,
-        total_cents=total,
-        refunded_cents=0,
+        total_minor=total,
+        refunded_minor=0,
         currency=currency,
         created_at=now,
     )
@@ -268,7 +268,7 @@ def _new_order(*, cart_id, event_id, lines, email, currency, session_id, payment
                     ticket_type_id=line["ticket_type_id"],
                     attendee_first_name=first,
                     attendee_last_name=last,
-                    price_cents=line["unit_price_cents"],
+                    price_minor=line["unit_price_minor"],
                     secret=secrets.token_urlsafe(24),
                 )
             )

@@ -2,7 +2,8 @@
 
 Times are stored as naive UTC (``UTCDateTime``) on every backend and come back as
 aware UTC datetimes; each event carries the IANA timezone it is shown in. Money is
-integer cents. The stock counters (``held``, ``sold``) are changed by
+an integer in the currency's minor unit as Stripe counts it (``storefront.money``;
+columns named ``*_minor``). The stock counters (``held``, ``sold``) are changed by
 ``storefront.inventory`` only, and CHECK constraints refuse any write that would
 put them past capacity, whatever the code above them does.
 """
@@ -109,7 +110,7 @@ class TicketType(db.Model):
     __table_args__ = (
         CheckConstraint("held >= 0 AND sold >= 0 AND capacity >= 0", name="counters_not_negative"),
         CheckConstraint("sold + held <= capacity", name="within_capacity"),
-        CheckConstraint("price_cents >= 0", name="price_not_negative"),
+        CheckConstraint("price_minor >= 0", name="price_not_negative"),
         CheckConstraint("max_per_order >= 1", name="max_per_order_positive"),
     )
 
@@ -117,7 +118,7 @@ class TicketType(db.Model):
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    price_cents: Mapped[int] = mapped_column(Integer)
+    price_minor: Mapped[int] = mapped_column(Integer)
     capacity: Mapped[int] = mapped_column(Integer)
     held: Mapped[int] = mapped_column(Integer, default=0)
     sold: Mapped[int] = mapped_column(Integer, default=0)
@@ -171,7 +172,9 @@ class AttemptStatus(enum.StrEnum):
     creating: recorded before Stripe was asked (so a crash in between is found by
     reconciliation); open: the buyer can pay; processing: completed, a bank debit
     still settling; paid: an order exists; expired / failed: ended without money;
-    refunding / refunded: paid, but no tickets could be given, so the money goes back.
+    refunding / refunded: paid, but no tickets could be given, so the money goes back;
+    amount_mismatch: Stripe says the session was paid another amount or currency than
+    the attempt asked for: no order, the hold kept, left for a person.
     """
 
     CREATING = "creating"
@@ -182,6 +185,7 @@ class AttemptStatus(enum.StrEnum):
     FAILED = "failed"
     REFUNDING = "refunding"
     REFUNDED = "refunded"
+    AMOUNT_MISMATCH = "amount_mismatch"
 
 
 class OrderStatus(enum.StrEnum):
@@ -201,17 +205,23 @@ class PaymentAttempt(db.Model):
     """One Checkout Session (or one try at creating it). Every attempt is kept."""
 
     __tablename__ = "payment_attempts"
-    __table_args__ = (CheckConstraint("amount_cents >= 0", name="amount_not_negative"),)
+    __table_args__ = (CheckConstraint("amount_minor >= 0", name="amount_not_negative"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     # The lines paid for, with attendee names:
-    # [{ticket_type_id, quantity, unit_price_cents, attendees: [[first, last]]}]
+    # [{ticket_type_id, name, quantity, unit_price_minor, attendees: [[first, last]]}]
     lines: Mapped[str] = mapped_column(Text)
     buyer_email: Mapped[str] = mapped_column(String(254))
-    amount_cents: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(Integer)  # what Stripe was asked to charge
     currency: Mapped[str] = mapped_column(String(3))
+    # amount_mismatch: what the paid session says was charged (amount_total, currency).
+    paid_amount_minor: Mapped[int | None] = mapped_column(Integer)
+    paid_currency: Mapped[str | None] = mapped_column(String(3))
+    # Set by migration 0004 only: the total the shop showed the buyer, where it was not
+    # what it asked Stripe for (zero- and three-decimal currencies, before minor units).
+    displayed_amount_minor: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default=AttemptStatus.CREATING.value)
     session_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -238,7 +248,7 @@ class Order(db.Model):
     """Created by ``storefront.fulfilment`` only, one per paid Checkout Session."""
 
     __tablename__ = "orders"
-    __table_args__ = (CheckConstraint("total_cents >= 0 AND refunded_cents >= 0", name="amounts_not_negative"),)
+    __table_args__ = (CheckConstraint("total_minor >= 0 AND refunded_minor >= 0", name="amounts_not_negative"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
@@ -250,8 +260,8 @@ class Order(db.Model):
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
     buyer_email: Mapped[str] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PAID.value)
-    total_cents: Mapped[int] = mapped_column(Integer)
-    refunded_cents: Mapped[int] = mapped_column(Integer, default=0)
+    total_minor: Mapped[int] = mapped_column(Integer)
+    refunded_minor: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Set when a sender claims the order confirmation mail (storefront.mail): only the
@@ -264,14 +274,14 @@ class Order(db.Model):
 
 class Ticket(db.Model):
     __tablename__ = "tickets"
-    __table_args__ = (CheckConstraint("price_cents >= 0", name="price_not_negative"),)
+    __table_args__ = (CheckConstraint("price_minor >= 0", name="price_not_negative"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     ticket_type_id: Mapped[int] = mapped_column(ForeignKey("ticket_types.id"), index=True)
     attendee_first_name: Mapped[str] = mapped_column(String(100))
     attendee_last_name: Mapped[str] = mapped_column(String(100))
-    price_cents: Mapped[int] = mapped_column(Integer)
+    price_minor: Mapped[int] = mapped_column(Integer)
     secret: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(20), default=TicketStatus.VALID.value)
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

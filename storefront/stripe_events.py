@@ -159,7 +159,7 @@ def _charge_refunded(charge) -> str:
         order = db.session.execute(select(Order).where(Order.stripe_payment_intent_id == pi_id)).scalar_one_or_none()
         if order is None:
             return "no_order"  # e.g. our own refund of a late payment without stock
-        order.refunded_cents = charge.amount_refunded
+        order.refunded_minor = charge.amount_refunded
         order.status = (OrderStatus.REFUNDED if charge.refunded else OrderStatus.PARTIALLY_REFUNDED).value
         if charge.refunded:
             # All the money went back: no ticket of the order may get anyone in. (A partial

@@ -49,7 +49,7 @@ def make_event(
         )
         specs = ticket_types if ticket_types is not None else [{"name": "Standard"}]
         for i, spec in enumerate(specs):
-            fields = {"name": f"Type {i}", "price_cents": 2500, "capacity": 100, "max_per_order": 10, "position": i}
+            fields = {"name": f"Type {i}", "price_minor": 2500, "capacity": 100, "max_per_order": 10, "position": i}
             fields.update(spec)
             event.ticket_types.append(TicketType(**fields))
         db.session.add(event)

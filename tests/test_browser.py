@@ -111,9 +111,9 @@ def test_cart_updates_in_place_with_htmx(live, context):
     event = make_event(
         title="Jazz at the Harbour",
         ticket_types=[
-            {"name": "Early Bird", "price_cents": 1900, "capacity": 12, "description": "The first dozen seats."},
-            {"name": "Standard", "price_cents": 2500, "capacity": 100, "description": "Free seating."},
-            {"name": "VIP", "price_cents": 6000, "capacity": 40, "description": "Front rows and a drink."},
+            {"name": "Early Bird", "price_minor": 1900, "capacity": 12, "description": "The first dozen seats."},
+            {"name": "Standard", "price_minor": 2500, "capacity": 100, "description": "Free seating."},
+            {"name": "VIP", "price_minor": 6000, "capacity": 40, "description": "Front rows and a drink."},
         ],
     )
     early, standard, vip = event.ticket_types
@@ -284,8 +284,8 @@ def test_without_javascript_plain_forms_and_redirects(live, browser):
     _, base_url = live
     event = make_event(
         ticket_types=[
-            {"name": "Early Bird", "price_cents": 1900, "capacity": 12},
-            {"name": "Standard", "price_cents": 2500},
+            {"name": "Early Bird", "price_minor": 1900, "capacity": 12},
+            {"name": "Standard", "price_minor": 2500},
         ]
     )
     early, standard = event.ticket_types

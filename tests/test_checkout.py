@@ -44,13 +44,13 @@ def status_fragment(client, session_id, started=None):
 
 
 def test_pay_with_a_card_gives_an_order_with_named_tickets(shop, sandbox):
-    event = make_event(title="Harbour Jazz", ticket_types=[{"name": "Standard", "price_cents": 2500, "capacity": 5}])
+    event = make_event(title="Harbour Jazz", ticket_types=[{"name": "Standard", "price_minor": 2500, "capacity": 5}])
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {tt_id: 2})
 
     attempt = attempt_of(session_id)
-    assert (attempt.status, attempt.amount_cents, attempt.currency) == ("open", 5000, "EUR")
+    assert (attempt.status, attempt.amount_minor, attempt.currency) == ("open", 5000, "EUR")
     assert attempt.idempotency_key.startswith(f"checkout-cart{attempt.cart_id}-")
     cart = cart_by_token(cart_token(client))
     assert cart.status == CartStatus.CHECKING_OUT.value
@@ -70,9 +70,9 @@ def test_pay_with_a_card_gives_an_order_with_named_tickets(shop, sandbox):
 
     assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "succeeded"
     order = wait_for_order(session_id)
-    assert order.total_cents == 5000 and order.currency == "EUR" and order.status == "paid"
+    assert order.total_minor == 5000 and order.currency == "EUR" and order.status == "paid"
     assert len(order.code) == 8 and order.buyer_email == "ada@example.com"
-    names = sorted((t.attendee_first_name, t.attendee_last_name, t.price_cents) for t in order.tickets)
+    names = sorted((t.attendee_first_name, t.attendee_last_name, t.price_minor) for t in order.tickets)
     assert names == [("Ada1", "Lovelace1", 2500), ("Ada2", "Lovelace2", 2500)]
     assert len({t.secret for t in order.tickets}) == 2 and all(len(t.secret) >= 32 for t in order.tickets)
     tt = ticket_type(tt_id)
@@ -128,7 +128,7 @@ def test_htmx_checkout_answers_hx_redirect_and_pressing_again_reuses_the_session
 
 
 def test_decline_then_pay_with_another_card(shop, sandbox):
-    event = make_event(ticket_types=[{"name": "Standard", "price_cents": 1900, "capacity": 3}])
+    event = make_event(ticket_types=[{"name": "Standard", "price_minor": 1900, "capacity": 3}])
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {tt_id: 1})
@@ -196,7 +196,7 @@ def test_bank_debit_processing_then_settled(shop, sandbox, iban, settles):
 
 
 def test_cancel_and_come_back_then_change_the_cart(shop, sandbox):
-    event = make_event(ticket_types=[{"name": "Standard", "price_cents": 2500, "capacity": 10}])
+    event = make_event(ticket_types=[{"name": "Standard", "price_minor": 2500, "capacity": 10}])
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     first = buy_until_stripe(client, event, {tt_id: 1})
@@ -243,7 +243,7 @@ def test_adding_more_while_checking_out_expires_the_session_first(shop, sandbox)
 
 
 def test_a_free_order_needs_no_stripe(shop, sandbox):
-    event = make_event(ticket_types=[{"name": "Free entry", "price_cents": 0, "capacity": 4}])
+    event = make_event(ticket_types=[{"name": "Free entry", "price_minor": 0, "capacity": 4}])
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     add(client, event, {tt_id: 2})
@@ -252,7 +252,7 @@ def test_a_free_order_needs_no_stripe(shop, sandbox):
     assert response.status_code == 303 and "/orders/" in response.headers["Location"]
     db.session.rollback()
     order = db.session.execute(select(Order)).scalar_one()
-    assert order.stripe_checkout_session_id is None and order.total_cents == 0 and len(order.tickets) == 2
+    assert order.stripe_checkout_session_id is None and order.total_minor == 0 and len(order.tickets) == 2
     assert db.session.execute(select(func.count(PaymentAttempt.id))).scalar_one() == 0
     assert (ticket_type(tt_id).sold, ticket_type(tt_id).held) == (2, 0)
     page = client.get(response.headers["Location"]).get_data(as_text=True)
@@ -328,7 +328,7 @@ def test_charge_refunded_updates_the_order(shop, sandbox):
     order = wait_for_order(session_id)
     gw.get_gateway().create_refund(order.stripe_payment_intent_id, amount=2500)
     wait_until(lambda: order_of(session_id).status == "partially_refunded", what="partially refunded")
-    assert order_of(session_id).refunded_cents == 2500
+    assert order_of(session_id).refunded_minor == 2500
     assert [t.status for t in order_of(session_id).tickets] == ["valid", "valid"]  # an amount names no ticket
     gw.get_gateway().create_refund(order.stripe_payment_intent_id)
     wait_until(lambda: order_of(session_id).status == "refunded", what="refunded")

@@ -39,8 +39,8 @@ def test_a_buyer_buys_two_named_tickets_and_sees_the_order(shop, sandbox, browse
     event = make_event(
         title="Jazz at the Harbour",
         ticket_types=[
-            {"name": "Early Bird", "price_cents": 1900, "capacity": 12},
-            {"name": "Standard", "price_cents": 2500, "capacity": 100},
+            {"name": "Early Bird", "price_minor": 1900, "capacity": 12},
+            {"name": "Standard", "price_minor": 2500, "capacity": 100},
         ],
     )
     early = event.ticket_types[0]
@@ -96,7 +96,7 @@ def test_a_buyer_buys_two_named_tickets_and_sees_the_order(shop, sandbox, browse
 def test_a_bank_debit_buyer_is_told_it_is_processing_then_sees_the_order(shop, sandbox, browser):
     from playwright.sync_api import expect
 
-    event = make_event(title="Opera Gala", ticket_types=[{"name": "Stalls", "price_cents": 4500, "capacity": 10}])
+    event = make_event(title="Opera Gala", ticket_types=[{"name": "Stalls", "price_minor": 4500, "capacity": 10}])
     tt = event.ticket_types[0]
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
     try:

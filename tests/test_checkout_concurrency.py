@@ -39,7 +39,7 @@ THREADS = 8
 
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgresql)])
 def test_parallel_deliveries_for_the_last_tickets_keep_the_promises(shop, sandbox):
-    event = make_event(ticket_types=[{"name": "Last ones", "price_cents": 2000, "capacity": 3}])
+    event = make_event(ticket_types=[{"name": "Last ones", "price_minor": 2000, "capacity": 3}])
     tt_id = event.ticket_types[0].id
     drop_completed(sandbox, count=BUYERS)
     sessions = []

@@ -93,7 +93,7 @@ def test_a_duplicated_webhook_makes_one_order(shop, sandbox):
 def test_completed_and_an_older_sessions_expiry_in_either_order(shop, sandbox, reorder):
     """The buyer left session 1 (closed when they changed the cart) and paid session 2.
     Whichever of "1 expired" and "2 completed" arrives first, one order, right stock."""
-    event = make_event(ticket_types=[{"name": "Standard", "price_cents": 2500, "capacity": 4}])
+    event = make_event(ticket_types=[{"name": "Standard", "price_minor": 2500, "capacity": 4}])
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     first = buy_until_stripe(client, event, {tt_id: 1})
@@ -129,7 +129,7 @@ def test_completed_and_an_older_sessions_expiry_in_either_order(shop, sandbox, r
 def _pay_late(shop, sandbox, capacity: int, other_buyer_takes_it: bool):
     """A buyer pays, but the completion arrives after the hold was released (the sweep
     or an expiry got there first). Returns (session id, ticket type id, client)."""
-    event = make_event(ticket_types=[{"name": "Standard", "price_cents": 3000, "capacity": capacity}])
+    event = make_event(ticket_types=[{"name": "Standard", "price_minor": 3000, "capacity": capacity}])
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {tt_id: 1})

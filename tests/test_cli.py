@@ -26,7 +26,7 @@ def test_seed_demo_covers_every_state_a_buyer_meets(app):
         for av in catalog.availabilities(event.ticket_types, app.config["LOW_STOCK_THRESHOLD"]).values()
     }
     assert {catalog.SaleState.LOW, catalog.SaleState.NOT_YET, catalog.SaleState.ON_SALE} <= states
-    assert any(len({tt.price_cents for tt in e.ticket_types}) >= 3 for e in events)
+    assert any(len({tt.price_minor for tt in e.ticket_types}) >= 3 for e in events)
     assert len({e.timezone for e in events}) >= 3
     assert len({e.currency for e in events}) >= 2
     client = app.test_client()

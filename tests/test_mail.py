@@ -108,8 +108,8 @@ def new_york_event(**kwargs) -> Event:
         timezone="America/New_York",
         currency="USD",
         ticket_types=[
-            {"name": "Standard", "price_cents": 2500, "capacity": 10},
-            {"name": "Reduced", "price_cents": 1250, "capacity": 10},
+            {"name": "Standard", "price_minor": 2500, "capacity": 10},
+            {"name": "Reduced", "price_minor": 1250, "capacity": 10},
         ],
         **kwargs,
     )
@@ -180,7 +180,7 @@ def test_paying_writes_one_confirmation_with_everything_the_buyer_needs(shop, sa
 
 
 def test_a_free_order_is_confirmed_too(shop, outbox):
-    event = make_event(ticket_types=[{"name": "Free entry", "price_cents": 0, "capacity": 5}])
+    event = make_event(ticket_types=[{"name": "Free entry", "price_minor": 0, "capacity": 5}])
     client = shop.test_client()
     add(client, event, {event.ticket_types[0].id: 1})
     response = client.post("/checkout", data={"email": "free@example.com", "first-1": "Ada", "last-1": "L"})
@@ -326,7 +326,7 @@ def test_a_late_payment_refunded_for_want_of_stock_is_told_once(shop, sandbox, o
     from storefront import cart as carts
     from storefront.models import Cart
 
-    event = make_event(title="Sold Out Gala", ticket_types=[{"name": "Standard", "price_cents": 3000, "capacity": 1}])
+    event = make_event(title="Sold Out Gala", ticket_types=[{"name": "Standard", "price_minor": 3000, "capacity": 1}])
     tt_id = event.ticket_types[0].id
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {tt_id: 1})
@@ -365,7 +365,7 @@ def test_a_bank_debit_is_confirmed_by_mail_when_it_settles(shop, sandbox, outbox
 
     from .checkout_support import IBAN_OK
 
-    event = make_event(ticket_types=[{"name": "Standard", "price_cents": 2000, "capacity": 5}])
+    event = make_event(ticket_types=[{"name": "Standard", "price_minor": 2000, "capacity": 5}])
     client = shop.test_client()
     session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
     assert sandbox.pay(session_id, iban=IBAN_OK)["outcome"] == "processing"

@@ -50,7 +50,7 @@ def test_event_page_shows_details_in_the_events_timezone_and_currency(client):
         title="Harbour Lights",
         timezone="America/New_York",
         currency="USD",
-        ticket_types=[{"name": "General", "price_cents": 4550}],
+        ticket_types=[{"name": "General", "price_minor": 4550}],
     )
     page = client.get(f"/events/{event.slug}").get_data(as_text=True)
     assert "Harbour Lights" in page and "Test Hall" in page
@@ -61,7 +61,7 @@ def test_event_page_shows_details_in_the_events_timezone_and_currency(client):
 
 
 def test_event_page_in_french(client):
-    event = make_event(ticket_types=[{"name": "Standard", "price_cents": 2500}])
+    event = make_event(ticket_types=[{"name": "Standard", "price_minor": 2500}])
     page = client.get(f"/events/{event.slug}", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     assert "25,00\xa0€" in page
     assert 'lang="fr"' in page

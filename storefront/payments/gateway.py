@@ -97,7 +97,7 @@ class Gateway:
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ):
-        """Refund ``amount`` cents (all that remains when None) of a PaymentIntent."""
+        """Refund ``amount`` (minor units; all that remains when None) of a PaymentIntent."""
         params: dict[str, Any] = {"payment_intent": payment_intent_id}
         if amount is not None:
             params["amount"] = amount
