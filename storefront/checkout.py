@@ -39,6 +39,7 @@ from .errors import (
     InvalidEmail,
     NothingToPay,
     PaymentAlreadyMade,
+    PaymentNeedsReview,
     PaymentServiceUnavailable,
 )
 from .extensions import db
@@ -150,6 +151,8 @@ class _OtherSessionOpen(Exception):
 def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted:
     with write_transaction():
         cart = _lock_payable_cart(token, now)
+        if _needs_review(cart.id):
+            raise PaymentNeedsReview()
         items = carts.items_of(cart.id)
         if not items:
             raise NothingToPay()
@@ -206,6 +209,20 @@ def _lock_payable_cart(token: str | None, now: datetime) -> Cart:
 
 _HOLDING = (CartStatus.ACTIVE.value, CartStatus.CHECKING_OUT.value)
 _LIVE_ATTEMPT = (AttemptStatus.CREATING.value, AttemptStatus.OPEN.value)
+
+
+def _under_review(cart_id):
+    """Whether a payment of the cart was paid otherwise than asked (``fulfilment``): such a
+    cart keeps its hold and takes no change and no new payment until a person looked."""
+    return (
+        select(PaymentAttempt.id)
+        .where(PaymentAttempt.cart_id == cart_id, PaymentAttempt.status == AttemptStatus.AMOUNT_MISMATCH.value)
+        .exists()
+    )
+
+
+def _needs_review(cart_id: int) -> bool:
+    return db.session.execute(select(_under_review(cart_id))).scalar_one()
 
 
 def _reusable_attempt(cart_id: int, digest: str, now: datetime) -> PaymentAttempt | None:
@@ -389,13 +406,16 @@ def return_to_cart(token: str | None, now: datetime | None = None) -> None:
     """The buyer came back from Stripe and wants to change the cart: expire its open
     session at Stripe first, then make the cart active again (still held until its
     expiry; released if that passed). Raises ``PaymentAlreadyMade`` if the buyer paid,
-    ``PaymentServiceUnavailable`` if Stripe cannot be asked (nothing changes)."""
+    ``PaymentNeedsReview`` if a payment of it awaits a person, ``PaymentServiceUnavailable``
+    if Stripe cannot be asked (nothing changes)."""
     if not token:
         return
     cart = db.session.execute(select(Cart).where(Cart.token == token)).scalar_one_or_none()
     if cart is None or cart.status != CartStatus.CHECKING_OUT.value:
         return
     cart_id = cart.id
+    if _needs_review(cart_id):
+        raise PaymentNeedsReview()
     now = now or utcnow()
     outcomes = _close_cart_sessions(cart_id, now, "return-to-cart")
     if any(outcome != "expired" for outcome in outcomes.values()):
@@ -418,12 +438,13 @@ def expire_lapsed_checkouts(now: datetime | None = None, limit: int = 200) -> in
     session at Stripe (so no payment can start late), then release the hold; if the
     buyer did pay, fulfil instead. Returns how many carts were released. Carts whose
     session Stripe cannot close right now are left for the next sweep (their session
-    expires at Stripe by itself, and its webhook releases them)."""
+    expires at Stripe by itself, and its webhook releases them); carts with a payment
+    under review (``amount_mismatch``) keep their hold for the person who resolves it."""
     now = now or utcnow()
     cart_ids = list(
         db.session.execute(
             select(Cart.id)
-            .where(Cart.status == CartStatus.CHECKING_OUT.value, Cart.expires_at <= now)
+            .where(Cart.status == CartStatus.CHECKING_OUT.value, Cart.expires_at <= now, ~_under_review(Cart.id))
             .order_by(Cart.expires_at)
             .limit(limit)
         ).scalars()
@@ -460,7 +481,7 @@ GIVE_UP = 30
 
 @dataclass(frozen=True)
 class PaymentState:
-    """``order``, ``refunded``, ``failed``, ``processing``, ``waiting``, ``gave_up`` or ``not_found``."""
+    """``order``, ``refunded``, ``review``, ``failed``, ``processing``, ``waiting``, ``gave_up`` or ``not_found``."""
 
     kind: str
     order: object | None = None
@@ -493,6 +514,8 @@ def payment_state(cart_token: str | None, session_id: str | None, waited: float)
         return PaymentState("order", order=order, final=True)
     if attempt.status in (AttemptStatus.REFUNDING.value, AttemptStatus.REFUNDED.value):
         return PaymentState("refunded", final=True)
+    if attempt.status == AttemptStatus.AMOUNT_MISMATCH.value:
+        return PaymentState("review", final=True)
     if attempt.status in (AttemptStatus.FAILED.value, AttemptStatus.EXPIRED.value):
         return PaymentState("failed", final=True)
     if attempt.status == AttemptStatus.PROCESSING.value:
@@ -502,7 +525,12 @@ def payment_state(cart_token: str | None, session_id: str | None, waited: float)
     return PaymentState("waiting")
 
 
-_ENDED = (AttemptStatus.FAILED.value, AttemptStatus.EXPIRED.value, AttemptStatus.REFUNDED.value)
+_ENDED = (
+    AttemptStatus.FAILED.value,
+    AttemptStatus.EXPIRED.value,
+    AttemptStatus.REFUNDED.value,
+    AttemptStatus.AMOUNT_MISMATCH.value,
+)
 
 
 def order_by_token(access_token: str):

@@ -171,6 +171,19 @@ class PaymentAlreadyMade(StorefrontError):
         return _("You already paid for this cart; your order is being confirmed.")
 
 
+class PaymentNeedsReview(StorefrontError):
+    """Stripe reports a payment for this cart of another amount or currency than it
+    asked for (``fulfilment``): the cart stays as it is until a person has looked."""
+
+    status = 409
+
+    def message(self) -> str:
+        return _(
+            "We received a payment for this cart that does not match it. Our team is looking into it and will "
+            "contact you by email; please do not pay again."
+        )
+
+
 class NothingToPay(StorefrontError):
     status = 409
 

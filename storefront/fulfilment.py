@@ -9,7 +9,10 @@ reconciliation, possibly at the same moment for the same session. Each call:
 3. in one durable transaction, locks the cart row first (the lock order of every
    stock change: cart → ticket types by id → events by id), which serialises all
    fulfilments of the cart; re-reads whether an order exists (a concurrent call may
-   have made it) and whether a refund was decided; then moves the cart's holds to
+   have made it) and whether a refund was decided; compares what Stripe charged
+   (``amount_total``, ``currency``) with what the attempt asked for, and on any
+   difference makes no order, sells and releases nothing, and marks the attempt
+   ``amount_mismatch`` (logged at ERROR) for a person; then moves the cart's holds to
    sold (``inventory.sell``), or, if the hold is gone (a late payment), takes the
    stock again with the conditional ``inventory.hold`` first; creates the order and
    its tickets; marks the cart converted and the attempt paid. A UNIQUE constraint on
@@ -66,7 +69,8 @@ REFUND_REASON_SOLD_OUT = "stock_gone_after_hold_lapsed"
 @dataclass(frozen=True)
 class Outcome:
     """What ``fulfil`` did or found: ``order`` (with its id), ``refunded``,
-    ``processing`` (a bank debit still settling), ``not_paid``, ``unknown_session``."""
+    ``processing`` (a bank debit still settling), ``not_paid``, ``unknown_session``,
+    ``amount_mismatch`` (paid another amount or currency than asked: left for a person)."""
 
     kind: str
     order_id: int | None = None
@@ -182,6 +186,11 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
         return Outcome("refunded", attempt_id=attempt.id)
     if attempt.status == AttemptStatus.REFUNDING.value:
         raise _RefundDecided("a refund was decided earlier")
+    if attempt.status == AttemptStatus.AMOUNT_MISMATCH.value:
+        return Outcome("amount_mismatch", attempt_id=attempt.id)
+    if not _paid_as_asked(session, attempt):
+        _record_mismatch(attempt, session, source, now)
+        return Outcome("amount_mismatch", attempt_id=attempt.id)
 
     lines = json.loads(attempt.lines)
     types = {
@@ -220,7 +229,7 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
         currency=attempt.currency,
         session_id=session.id,
         payment_intent_id=pi_id,
-        total=session.amount_total or attempt.amount_minor,
+        total=attempt.amount_minor,  # what the session was paid: _paid_as_asked
         now=now,
     )
     attempt.status = AttemptStatus.PAID.value
@@ -238,6 +247,37 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
         source,
     )
     return Outcome("order", order.id)
+
+
+def _paid_as_asked(session, attempt: PaymentAttempt) -> bool:
+    """Stripe's paid session charged exactly what the attempt asked for."""
+    currency = session.currency if isinstance(session.currency, str) else ""
+    return session.amount_total == attempt.amount_minor and currency.lower() == attempt.currency.lower()
+
+
+def _record_mismatch(attempt: PaymentAttempt, session, source: str, now: datetime) -> None:
+    """The session was paid, but not what we asked: no order, nothing sold, the cart's
+    hold kept (the checkout module leaves such a cart alone), and a person told. The
+    attempt keeps what was asked (``amount_minor``, ``currency``) beside what was paid."""
+    attempt.status = AttemptStatus.AMOUNT_MISMATCH.value
+    attempt.paid_amount_minor = session.amount_total if isinstance(session.amount_total, int) else None
+    attempt.paid_currency = session.currency.upper()[:3] if isinstance(session.currency, str) else None
+    attempt.stripe_checkout_session_id = session.id
+    attempt.stripe_payment_intent_id = _id(session.payment_intent)
+    attempt.raw = json.dumps(session.to_dict())
+    attempt.updated_at = now
+    log.error(
+        "session %s paid %s %s but attempt %s (cart %s) asked for %s %s: no order made, hold kept, "
+        "left for a person (flask payment-review; %s)",
+        session.id,
+        session.amount_total,
+        session.currency,
+        attempt.id,
+        attempt.cart_id,
+        attempt.amount_minor,
+        attempt.currency,
+        source,
+    )
 
 
 def _buyer_email(session) -> str | None:

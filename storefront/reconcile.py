@@ -62,7 +62,13 @@ def _one(session, report: Report) -> None:
     if session.payment_status == "paid":
         if order is None and status != AttemptStatus.REFUNDED.value:
             outcome = fulfilment.fulfil(session.id, source="reconcile", session=session)
-            report.fixed.append(f"{session.id}: paid without an order -> {outcome.kind}")
+            if outcome.kind == "amount_mismatch":
+                report.mismatches.append(
+                    f"{session.id}: paid {session.amount_total} {session.currency} but attempt {attempt_id} asked "
+                    f"for {attempt.amount_minor} {attempt.currency}: no order, left for a person (flask payment-review)"
+                )
+            else:
+                report.fixed.append(f"{session.id}: paid without an order -> {outcome.kind}")
         return
     if order is not None:
         report.mismatches.append(
