@@ -1,6 +1,8 @@
-"""Demo data: one organiser, four events that show every state a buyer can meet.
+"""Demo data: one organiser, four events that show every state a buyer can meet, in
+four currencies (JPY among them, so a zero-decimal currency is on sale).
 
-Dates are relative to now so the demo always has upcoming events.
+Dates are relative to now so the demo always has upcoming events. Prices are in
+Stripe's minor units (``storefront.money``): 2500 is €25.00, 12000 is ¥12,000.
 """
 
 from __future__ import annotations
@@ -97,11 +99,18 @@ def seed_demo(now: datetime | None = None) -> bool:
             timezone="Asia/Tokyo",
             currency="JPY",
             status=published,
-            sales_start=now + timedelta(days=5),
         )
         summit.ticket_types = [
-            TicketType(name="Early bird", price_minor=1200000, capacity=100, max_per_order=2, position=1),
-            TicketType(name="Regular", price_minor=1800000, capacity=400, max_per_order=4, position=2),
+            TicketType(name="Early bird", price_minor=12000, capacity=100, max_per_order=2, position=1),
+            TicketType(
+                name="Regular",
+                description="On sale once the early birds have had their week.",
+                price_minor=18000,
+                capacity=400,
+                max_per_order=4,
+                position=2,
+                sales_start=now + timedelta(days=5),
+            ),
         ]
 
         chapel = Event(

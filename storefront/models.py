@@ -24,8 +24,9 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from . import money
 from .extensions import db
 
 
@@ -90,7 +91,7 @@ class Event(db.Model):
     venue: Mapped[str] = mapped_column(String(300), default="")
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     timezone: Mapped[str] = mapped_column(String(64))  # IANA name, e.g. "Europe/Paris"
-    currency: Mapped[str] = mapped_column(String(3))  # ISO 4217, upper case
+    currency: Mapped[str] = mapped_column(String(3))  # ISO 4217, upper case, one Stripe accepts
     status: Mapped[str] = mapped_column(String(20), default=EventStatus.DRAFT.value)
     sales_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sales_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -103,6 +104,11 @@ class Event(db.Model):
     ticket_types: Mapped[list[TicketType]] = relationship(
         back_populates="event", order_by="(TicketType.position, TicketType.id)"
     )
+
+    @validates("currency")
+    def _currency_stripe_accepts(self, _key: str, code: str) -> str:
+        # Every event is made with a currency Stripe can charge: UnsupportedCurrency else.
+        return money.stripe_currency(code)
 
 
 class TicketType(db.Model):

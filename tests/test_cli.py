@@ -34,6 +34,21 @@ def test_seed_demo_covers_every_state_a_buyer_meets(app):
         assert client.get(f"/events/{event.slug}").status_code == 200
 
 
+def test_the_demo_sells_a_zero_decimal_currency(app):
+    """The demo's Tokyo event is on sale in yen, priced and charged in whole yen."""
+    app.test_cli_runner().invoke(args=["seed-demo"])
+    db.session.rollback()
+    summit = db.session.execute(select(Event).where(Event.currency == "JPY")).scalar_one()
+    availability = catalog.availabilities(summit.ticket_types, app.config["LOW_STOCK_THRESHOLD"])
+    early = next(tt for tt in summit.ticket_types if tt.name == "Early bird")
+    assert availability[early.id].buyable and early.price_minor == 12000
+    page = app.test_client().get(f"/events/{summit.slug}").get_data(as_text=True)
+    assert "¥12,000" in page and "¥18,000" in page and "¥1,200,000" not in page
+    assert f'name="quantity-{early.id}"' in page
+    token = carts.add_tickets(None, summit.slug, {early.id: 2})
+    assert carts.view_cart(token).total_minor == 24000
+
+
 def test_sweep_holds_command(app):
     event = make_event()
     tt = event.ticket_types[0]

@@ -12,6 +12,10 @@ from babel.numbers import get_currency_precision, list_currencies
 
 from storefront import money
 from storefront.errors import InvalidAmount, UnsupportedCurrency
+from storefront.extensions import db
+from storefront.models import Event
+
+from .factories import make_event
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,6 +146,15 @@ def test_stripe_currency_accepts_stripes_currencies(code, normalised):
 def test_stripe_currency_refuses_others(code):
     with pytest.raises(UnsupportedCurrency):
         money.stripe_currency(code)
+
+
+def test_an_event_is_made_only_in_a_currency_stripe_accepts(app):
+    assert Event(currency="jpy").currency == "JPY"
+    with pytest.raises(UnsupportedCurrency) as refused:
+        make_event(currency="XBT")
+    assert refused.value.message() == "Payments in XBT are not possible: Stripe does not accept this currency."
+    db.session.rollback()
+    assert db.session.execute(db.select(db.func.count(Event.id))).scalar_one() == 0
 
 
 _SCALING = re.compile(r"[*/]\s*100\b|\b100\s*[*/]|scaleb|Decimal\(")
