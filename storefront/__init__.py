@@ -9,7 +9,8 @@ from flask import Flask, request
 from . import config as settings
 from .extensions import babel, csrf, db, htmx_ext, migrate
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_ROOT.parent
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -26,13 +27,20 @@ def _select_locale() -> str | None:
     return request.accept_languages.best_match(current_app.config["LANGUAGES"])
 
 
+def bundled(name: str) -> Path:
+    """``templates``, ``static`` or ``migrations``: inside the package when installed from
+    a built wheel (setup.py puts them there), else at the top of the source checkout."""
+    inside = PACKAGE_ROOT / name
+    return inside if inside.is_dir() else PROJECT_ROOT / name
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: settings from the environment, then ``config`` on top (tests)."""
     app = Flask(
         __name__,
         instance_relative_config=True,
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(bundled("templates")),
+        static_folder=str(bundled("static")),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(settings.from_environment(app.instance_path))
@@ -48,7 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    migrate.init_app(app, db, directory=str(bundled("migrations")), render_as_batch=True)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
     htmx_ext.init_app(app)
