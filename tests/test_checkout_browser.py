@@ -134,3 +134,93 @@ def test_a_bank_debit_buyer_is_told_it_is_processing_then_sees_the_order(shop, s
         assert (ticket_type(tt.id).sold, ticket_type(tt.id).held) == (1, 0)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_a_buyer_pays_in_yen_and_every_page_says_whole_yen(shop, sandbox, browser):
+    from playwright.sync_api import expect
+
+    event = make_event(
+        title="Tokyo Design Summit",
+        currency="JPY",
+        timezone="Asia/Tokyo",
+        ticket_types=[{"name": "Early bird", "price_minor": 12000, "capacity": 10}],
+    )
+    tt = event.ticket_types[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    try:
+        page = context.new_page()
+        watch = PageWatch(page)
+        page.goto(f"{shop.live_url}/events/{event.slug}")
+        expect(page.locator(f"#ticket-type-{tt.id} .tt-price")).to_have_text("¥12,000")
+        page.locator(f"input[name='quantity-{tt.id}']").fill("2")
+        page.get_by_role("button", name="Add to cart").click()
+        expect(page.locator("#cart .cart-total")).to_contain_text("¥24,000")
+        page.get_by_role("button", name="Checkout").click()
+        page.get_by_label("Email for your tickets").fill("kenji@example.com")
+        for n, (first, last) in enumerate([("Kenji", "Sato"), ("Yuki", "Tanaka")], 1):
+            page.locator(f"input[name='first-{n}']").fill(first)
+            page.locator(f"input[name='last-{n}']").fill(last)
+        page.get_by_role("button", name="Pay").click()
+
+        page.wait_for_url(f"{sandbox.base}/pay/cs_*")
+        session_id = page.url.rsplit("/", 1)[1]
+        expect(page.get_by_role("button", name="Pay ¥24,000")).to_be_visible()
+        fill_card(page, "4242 4242 4242 4242")
+        shoot(page, "checkout-6-stripe-page-yen.png")
+        page.get_by_role("button", name="Pay ¥24,000").click()
+
+        page.wait_for_url(f"{shop.live_url}/checkout/success?session_id={session_id}")
+        expect(page.locator(".order tfoot")).to_contain_text("¥24,000", timeout=15_000)
+        shoot(page, "checkout-7-success-order-yen.png")
+        watch.assert_clean()
+        order = order_of(session_id)
+        assert (order.total_minor, order.currency) == (24000, "JPY")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_a_payment_of_another_amount_tells_the_buyer_it_is_being_checked(shop, sandbox, browser):
+    """Stripe's completion reports another amount than the session asked for: the
+    polling success page stops and says a person is looking, with no order."""
+    from playwright.sync_api import expect
+
+    from .checkout_support import deliver, drop_completed, stripe_event
+
+    event = make_event(title="Opera Gala", ticket_types=[{"name": "Stalls", "price_minor": 4500, "capacity": 10}])
+    tt = event.ticket_types[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    try:
+        page = context.new_page()
+        watch = PageWatch(page)
+        page.goto(f"{shop.live_url}/events/{event.slug}")
+        page.locator(f"input[name='quantity-{tt.id}']").fill("1")
+        page.get_by_role("button", name="Add to cart").click()
+        expect(page.locator("#cart")).to_contain_text("Stalls")
+        page.get_by_role("button", name="Checkout").click()
+        page.get_by_label("Email for your tickets").fill("grace@example.com")
+        page.locator("input[name='first-1']").fill("Grace")
+        page.locator("input[name='last-1']").fill("Hopper")
+        page.get_by_role("button", name="Pay").click()
+
+        page.wait_for_url(f"{sandbox.base}/pay/cs_*")
+        session_id = page.url.rsplit("/", 1)[1]
+        drop_completed(sandbox)
+        fill_card(page, "4242 4242 4242 4242")
+        page.get_by_role("button", name="Pay €45.00").click()
+        page.wait_for_url(f"{shop.live_url}/checkout/success?session_id={session_id}")
+        completed = stripe_event("checkout.session.completed", session_id).to_dict()
+        completed["data"]["object"]["amount_total"] = 450
+        assert deliver(shop.test_client(), completed).status_code == 200
+
+        expect(page.locator("#payment-status h1")).to_have_text("We are checking your payment", timeout=15_000)
+        expect(page.locator("#payment-status")).to_contain_text("please do not pay again")
+        shoot(page, "checkout-8-payment-under-review.png")
+        watch.assert_clean()
+        assert order_of(session_id) is None
+        assert (ticket_type(tt.id).held, ticket_type(tt.id).sold) == (1, 0)
+    finally:
+        context.close()
