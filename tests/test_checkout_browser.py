@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from .browser_support import ARTIFACTS, PageWatch
-from .checkout_support import order_of, shop  # noqa: F401 (shop: fixture)
+from .checkout_support import deliver, drop_completed, order_of, shop, stripe_event  # noqa: F401 (shop: fixture)
 from .factories import make_event, ticket_type
 from .sandbox_support import sandbox  # noqa: F401 (sandbox: fixture)
 from .test_sandbox_browser import DOC_SHOTS, browser, fill_card  # noqa: F401 (browser: fixture)
@@ -29,6 +29,25 @@ def shoot(page, name: str) -> None:
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":  # refresh the committed pictures on purpose only
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ARTIFACTS / name, DOC_SHOTS / name)
+
+
+def go_to_stripe(page, shop, sandbox, event, tt, attendees: list[tuple[str, str]], email: str) -> str:
+    """From the event page to the sandbox's hosted page: one ticket per attendee of type
+    ``tt``, the names and email given, Pay pressed. Returns the Checkout Session's id."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{shop.live_url}/events/{event.slug}")
+    page.locator(f"input[name='quantity-{tt.id}']").fill(str(len(attendees)))
+    page.get_by_role("button", name="Add to cart").click()
+    expect(page.locator("#cart")).to_contain_text(tt.name)
+    page.get_by_role("button", name="Checkout").click()
+    page.get_by_label("Email for your tickets").fill(email)
+    for n, (first, last) in enumerate(attendees, 1):
+        page.locator(f"input[name='first-{n}']").fill(first)
+        page.locator(f"input[name='last-{n}']").fill(last)
+    page.get_by_role("button", name="Pay").click()
+    page.wait_for_url(f"{sandbox.base}/pay/cs_*")
+    return page.url.rsplit("/", 1)[1]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -102,18 +121,7 @@ def test_a_bank_debit_buyer_is_told_it_is_processing_then_sees_the_order(shop, s
     try:
         page = context.new_page()
         watch = PageWatch(page)
-        page.goto(f"{shop.live_url}/events/{event.slug}")
-        page.locator(f"input[name='quantity-{tt.id}']").fill("1")
-        page.get_by_role("button", name="Add to cart").click()
-        expect(page.locator("#cart")).to_contain_text("Stalls")
-        page.get_by_role("button", name="Checkout").click()
-        page.get_by_label("Email for your tickets").fill("grace@example.com")
-        page.locator("input[name='first-1']").fill("Grace")
-        page.locator("input[name='last-1']").fill("Hopper")
-        page.get_by_role("button", name="Pay").click()
-
-        page.wait_for_url(f"{sandbox.base}/pay/cs_*")
-        session_id = page.url.rsplit("/", 1)[1]
+        session_id = go_to_stripe(page, shop, sandbox, event, tt, [("Grace", "Hopper")], "grace@example.com")
         page.get_by_label("Bank debit").check()
         page.get_by_label("IBAN").fill("DE89 3704 0044 0532 0130 00")
         page.get_by_label("Name on card or account").fill("Grace Hopper")
@@ -154,18 +162,9 @@ def test_a_buyer_pays_in_yen_and_every_page_says_whole_yen(shop, sandbox, browse
         watch = PageWatch(page)
         page.goto(f"{shop.live_url}/events/{event.slug}")
         expect(page.locator(f"#ticket-type-{tt.id} .tt-price")).to_have_text("¥12,000")
-        page.locator(f"input[name='quantity-{tt.id}']").fill("2")
-        page.get_by_role("button", name="Add to cart").click()
-        expect(page.locator("#cart .cart-total")).to_contain_text("¥24,000")
-        page.get_by_role("button", name="Checkout").click()
-        page.get_by_label("Email for your tickets").fill("kenji@example.com")
-        for n, (first, last) in enumerate([("Kenji", "Sato"), ("Yuki", "Tanaka")], 1):
-            page.locator(f"input[name='first-{n}']").fill(first)
-            page.locator(f"input[name='last-{n}']").fill(last)
-        page.get_by_role("button", name="Pay").click()
-
-        page.wait_for_url(f"{sandbox.base}/pay/cs_*")
-        session_id = page.url.rsplit("/", 1)[1]
+        session_id = go_to_stripe(
+            page, shop, sandbox, event, tt, [("Kenji", "Sato"), ("Yuki", "Tanaka")], "kenji@example.com"
+        )
         expect(page.get_by_role("button", name="Pay ¥24,000")).to_be_visible()
         fill_card(page, "4242 4242 4242 4242")
         shoot(page, "checkout-6-stripe-page-yen.png")
@@ -188,26 +187,13 @@ def test_a_payment_of_another_amount_tells_the_buyer_it_is_being_checked(shop, s
     polling success page stops and says a person is looking, with no order."""
     from playwright.sync_api import expect
 
-    from .checkout_support import deliver, drop_completed, stripe_event
-
     event = make_event(title="Opera Gala", ticket_types=[{"name": "Stalls", "price_minor": 4500, "capacity": 10}])
     tt = event.ticket_types[0]
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
     try:
         page = context.new_page()
         watch = PageWatch(page)
-        page.goto(f"{shop.live_url}/events/{event.slug}")
-        page.locator(f"input[name='quantity-{tt.id}']").fill("1")
-        page.get_by_role("button", name="Add to cart").click()
-        expect(page.locator("#cart")).to_contain_text("Stalls")
-        page.get_by_role("button", name="Checkout").click()
-        page.get_by_label("Email for your tickets").fill("grace@example.com")
-        page.locator("input[name='first-1']").fill("Grace")
-        page.locator("input[name='last-1']").fill("Hopper")
-        page.get_by_role("button", name="Pay").click()
-
-        page.wait_for_url(f"{sandbox.base}/pay/cs_*")
-        session_id = page.url.rsplit("/", 1)[1]
+        session_id = go_to_stripe(page, shop, sandbox, event, tt, [("Grace", "Hopper")], "grace@example.com")
         drop_completed(sandbox)
         fill_card(page, "4242 4242 4242 4242")
         page.get_by_role("button", name="Pay €45.00").click()
