@@ -14,6 +14,7 @@ import enum
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -72,6 +74,10 @@ class Organiser(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(100), unique=True)
+    # Members must sign in with a second factor (TOTP); set by an owner.
+    require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Where buyers can write to the organiser (the shop may show it).
+    contact_email: Mapped[str | None] = mapped_column(String(254))
 
     events: Mapped[list[Event]] = relationship(back_populates="organiser")
 
@@ -309,3 +315,8 @@ class WebhookEvent(db.Model):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str | None] = mapped_column(String(100))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# The back office's tables live in their own module; importing it here puts them in the
+# same metadata (migrations, the schema test) whichever module is imported first.
+from . import staff_models  # noqa: E402,F401

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -23,6 +25,13 @@ REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 
 # Children before parents, for cleaning up between tests.
 TABLES = [
+    "audit_entries",
+    "recovery_codes",
+    "password_resets",
+    "invitations",
+    "membership_events",
+    "memberships",
+    "users",
     "webhook_events",
     "tickets",
     "orders",
@@ -82,6 +91,22 @@ def backend_url(database_urls, backend: str) -> str:
     return database_urls[backend]
 
 
+class FreshRequestClient(FlaskClient):
+    """A test client whose every request starts with an empty ``g``.
+
+    The ``app`` fixture keeps one app context pushed for the whole test (the factories
+    need it), and Flask reuses it for each request the test makes, so ``g`` would carry
+    over from one request (and one client) to the next: Flask-Login's loaded user, the
+    CSRF token. In production each request has an app context of its own.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            for name in list(g):
+                g.pop(name, None)
+        return super().open(*args, **kwargs)
+
+
 _mail_outbox: dict[str, str] = {}
 
 
@@ -104,7 +129,31 @@ def make_app(url: str, **overrides):
         "LOW_STOCK_THRESHOLD": 10,
     }
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    app.test_client_class = FreshRequestClient
+    return app
+
+
+# Refuses UPDATE and DELETE by its triggers; only the tests' cleaning gets past them.
+APPEND_ONLY = {"audit_entries"}
+
+
+def _delete_append_only(conn, table: str) -> None:
+    """Empty an append-only table between tests: its triggers are set aside for this
+    transaction only (PostgreSQL), or dropped and created again as they were (SQLite)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+        return
+    triggers = conn.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table"), {"table": table}
+    ).all()
+    for name, _sql in triggers:
+        conn.execute(text(f'DROP TRIGGER "{name}"'))
+    conn.execute(text(f"DELETE FROM {table}"))
+    for _name, sql in triggers:
+        conn.execute(text(sql))
 
 
 def clean(app) -> None:
@@ -112,7 +161,10 @@ def clean(app) -> None:
         db.session.remove()
         with db.engine.begin() as conn:
             for table in TABLES:
-                conn.execute(text(f"DELETE FROM {table}"))
+                if table in APPEND_ONLY:
+                    _delete_append_only(conn, table)
+                else:
+                    conn.execute(text(f"DELETE FROM {table}"))
         db.engine.dispose()
 
 
