@@ -106,6 +106,8 @@ def from_environment(instance_path: str) -> dict:
         # Under this many left, a ticket type says "only N left".
         "LOW_STOCK_THRESHOLD": _int("LOW_STOCK_THRESHOLD", 10),
         "DB_POOL_SIZE": _int("DB_POOL_SIZE", 5),
+        # Minutes without a request after which a staff session ends.
+        "ADMIN_IDLE_MINUTES": _int("ADMIN_IDLE_MINUTES", 30),
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "") == "1",

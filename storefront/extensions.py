@@ -1,6 +1,7 @@
 """The Flask extensions, created unbound; create_app binds them."""
 
 from flask_babel import Babel
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -27,3 +28,4 @@ migrate = Migrate()
 csrf = CSRFProtect()
 babel = Babel()
 htmx_ext = Htmx()
+login_manager = LoginManager()  # staff sign-in; bound by storefront.admin

@@ -1,4 +1,5 @@
-"""Mail to buyers: build the messages and send them, each exactly once.
+"""Mail to buyers: build the messages and send them, each exactly once. (Staff mail, sent
+as soon as it is asked for, uses ``staff_message`` and ``deliver``.)
 
 Two messages: the order confirmation (after fulfilment made an order) and, when
 fulfilment had to refund a late payment because the stock was gone, a short notice
@@ -244,6 +245,11 @@ def _message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
     message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html")
     return message
+
+
+def staff_message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
+    """A mail to a staff member (an invitation, a password reset link), ready for ``deliver``."""
+    return _message(to=to, subject=subject, text=text, html=html)
 
 
 def public_url(endpoint: str, **values) -> str:
