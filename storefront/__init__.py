@@ -77,6 +77,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(webhooks_bp)
 
+    from . import admin
+
+    admin.init_app(app)
+
     from . import cli, errors_http, logs
 
     cli.init_app(app)

@@ -1,0 +1,45 @@
+"""The words the back office shows for roles and audit actions."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from ..staff_models import Role
+
+ROLE_LABELS = {
+    Role.OWNER: _l("Owner"),
+    Role.MANAGER: _l("Manager"),
+    Role.BOX_OFFICE: _l("Box office"),
+    Role.DOOR: _l("Door"),
+    Role.VIEWER: _l("Viewer"),
+}
+ROLE_DESCRIPTIONS = {
+    Role.OWNER: _l("Everything, including members and the organiser's settings"),
+    Role.MANAGER: _l("Events, ticket types, orders and refunds"),
+    Role.BOX_OFFICE: _l("Read orders, resend mail, correct attendee names, check in"),
+    Role.DOOR: _l("Check in only"),
+    Role.VIEWER: _l("Read only"),
+}
+ACTION_LABELS = {
+    "signed_in": _l("Signed in"),
+    "sign_in_failed": _l("Failed sign-in"),
+    "two_factor_failed": _l("Wrong second-factor code"),
+    "signed_out": _l("Signed out"),
+    "password_changed": _l("Password changed"),
+    "password_reset": _l("Password reset by mail link"),
+    "password_reset_requested": _l("Password reset link asked for"),
+    "account_created": _l("Account created"),
+    "two_factor_setup_started": _l("Two-factor setup started"),
+    "two_factor_enabled": _l("Two-factor sign-in turned on"),
+    "two_factor_disabled": _l("Two-factor sign-in turned off"),
+    "recovery_codes_replaced": _l("New recovery codes"),
+    "organiser_created": _l("Organiser created"),
+    "member_invited": _l("Member invited"),
+    "invitation_accepted": _l("Invitation accepted"),
+    "invitation_revoked": _l("Invitation revoked"),
+    "role_changed": _l("Role changed"),
+    "member_removed": _l("Member removed"),
+    "member_added": _l("Member added"),
+    "event_access_changed": _l("Event access changed"),
+    "settings_changed": _l("Settings changed"),
+}
