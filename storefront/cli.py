@@ -1,21 +1,99 @@
 """Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | reconcile | send-confirmations |
-payment-review | stripe-sandbox`."""
+payment-review | stripe-sandbox | organiser create | organiser invite | organiser list`."""
 
 from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import AppGroup
 from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
+organiser_cli = AppGroup("organiser", help="Organisers of events and the members of their teams.")
+
+
+def _slug_from(name: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+
+
+def _echo_invitation(sent) -> None:
+    how = "signs in with their account and accepts" if sent.existing_account else "sets their password"
+    click.echo(f"One-time link for {sent.email} (they {how} there; valid 7 days):")
+    click.echo(f"  {sent.link}")
+    if not sent.mailed:
+        click.echo("The invitation mail could not be sent (see the log); give them the link yourself.", err=True)
+
+
+@organiser_cli.command("create")
+@click.argument("name")
+@click.option("--owner", "owner_email", required=True, help="Email of the first owner, who gets a one-time link.")
+@click.option("--slug", default=None, help="Short name used in URLs (default: made from NAME).")
+def organiser_create_command(name: str, owner_email: str, slug: str | None):
+    """Create an organiser and invite its first owner."""
+    from . import teams
+    from .audit import Actor
+    from .staff_errors import StaffError
+
+    try:
+        organiser, sent = teams.create_organiser(name, slug or _slug_from(name), owner_email, Actor.command_line())
+    except StaffError as error:
+        raise click.ClickException(error.message()) from None
+    click.echo(f"Organiser {organiser.name!r} created (slug: {organiser.slug}).")
+    _echo_invitation(sent)
+
+
+@organiser_cli.command("invite")
+@click.argument("organiser")
+@click.argument("email")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["owner", "manager", "box_office", "door", "viewer"]),
+    help="What they may do (see the README's table of roles).",
+)
+def organiser_invite_command(organiser: str, email: str, role: str):
+    """Invite EMAIL to the organiser whose slug is ORGANISER."""
+    from . import teams
+    from .audit import Actor
+    from .staff_errors import StaffError
+    from .staff_models import Role
+
+    found = teams.organiser_by_slug(organiser)
+    if found is None:
+        raise click.ClickException(f"No organiser has the slug {organiser!r} (see: flask organiser list).")
+    try:
+        sent = teams.invite(found.id, email, Role(role), Actor.command_line())
+    except StaffError as error:
+        raise click.ClickException(error.message()) from None
+    _echo_invitation(sent)
+
+
+@organiser_cli.command("list")
+def organiser_list_command():
+    """Every organiser, with its number of members and owners."""
+    from . import teams
+
+    rows = teams.all_organisers()
+    if not rows:
+        click.echo("No organisers yet. Create one: flask --app wsgi organiser create NAME --owner EMAIL")
+        return
+    for organiser, members, owners in rows:
+        click.echo(f"{organiser.slug}\t{organiser.name}\t{members} member(s), {owners} owner(s)")
+
 
 def init_app(app: Flask) -> None:
+    app.cli.add_command(organiser_cli)
+
     @app.cli.command("seed-demo")
     def seed_demo_command():
-        """Add the demo organiser and events (once)."""
-        from .demo import seed_demo
+        """Add the demo organiser and events (once), and the demo organiser's owner."""
+        from .demo import DEMO_PASSWORD_FILE, seed_demo, seed_demo_owner
 
         click.echo("Demo data created." if seed_demo() else "Demo data already present.")
+        email, _password = seed_demo_owner(app.instance_path)
+        click.echo(f"Admin: sign in as {email} with the password in instance/{DEMO_PASSWORD_FILE}.")
 
     @app.cli.command("sweep-holds")
     def sweep_holds_command():
@@ -97,14 +175,17 @@ def init_app(app: Flask) -> None:
     @click.option("--port", default=5000, show_default=True)
     def demo_command(host: str, port: int):
         """Migrate the database, add demo data, and serve the storefront."""
-        from .demo import seed_demo
+        from .demo import DEMO_PASSWORD_FILE, seed_demo, seed_demo_owner
 
         upgrade()
         seed_demo()
+        email, password = seed_demo_owner(app.instance_path)
         sandbox = app.extensions.get("stripe_sandbox")
         if sandbox is not None and not sandbox.config.webhook_urls:
             # The built-in sandbox tells this very app about payments, as Stripe would.
             sandbox.config.webhook_urls = [f"http://{host}:{port}/webhooks/stripe"]
         click.echo(f"Storefront demo on http://{host}:{port}")
+        click.echo(f"Admin on http://{host}:{port}/admin/ : sign in as {email} with the password {password}")
+        click.echo(f"  (kept in instance/{DEMO_PASSWORD_FILE})")
         # app.run() refuses to block inside a flask command; run_simple is what it wraps.
         run_simple(host, port, app, threaded=True, use_reloader=False)

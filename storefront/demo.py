@@ -17,6 +17,8 @@ from .extensions import db
 from .models import Event, EventStatus, Organiser, TicketType, utcnow
 
 DEMO_ORGANISER = "demo"
+DEMO_OWNER = "owner@demo.example"
+DEMO_PASSWORD_FILE = "demo_owner_password"  # under instance/
 
 
 def _at(days: int, hour: int, tz: str, now: datetime) -> datetime:
@@ -130,3 +132,21 @@ def seed_demo(now: datetime | None = None) -> bool:
         ]
         db.session.add_all([jazz, harbour, summit, chapel])
     return True
+
+
+def seed_demo_owner(instance_path: str) -> tuple[str, str]:
+    """Give the demo organiser an owner (once): ``DEMO_OWNER`` with a password generated
+    once into instance/demo_owner_password. Returns (email, password)."""
+    from . import accounts, teams
+    from .audit import Actor
+    from .config import generated_once
+    from .staff_models import Role
+
+    password = generated_once(instance_path, DEMO_PASSWORD_FILE, "demo-", nbytes=12)
+    organiser = teams.organiser_by_slug(DEMO_ORGANISER)
+    user = accounts.find_by_email(DEMO_OWNER)
+    if user is None:
+        user = accounts.create_user(DEMO_OWNER, password, Actor.command_line())
+    if organiser is not None and teams.membership_in(user.id, DEMO_ORGANISER) is None:
+        teams.add_member(organiser.id, user.id, Role.OWNER, Actor.command_line())
+    return DEMO_OWNER, password
