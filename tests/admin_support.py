@@ -1,0 +1,178 @@
+"""Shared by the back-office tests: accounts, organisers and members made through the
+domain functions (committed like real data), a signed-in test client, the mail outbox,
+and a snapshot of every table to prove a refusal changed nothing."""
+
+from __future__ import annotations
+
+import email
+import itertools
+import re
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pyotp
+import pytest
+from flask import Flask
+from sqlalchemy import select, text
+
+from storefront import accounts, teams
+from storefront.admin import sessions
+from storefront.audit import Actor
+from storefront.database import write_transaction
+from storefront.extensions import db
+from storefront.models import Event, Organiser
+from storefront.staff_models import AuditEntry, Membership, Role, User
+
+PASSWORD = "correct horse battery staple"
+_seq = itertools.count(1)
+SETUP = Actor.command_line()
+
+
+def make_user(email_address: str | None = None, password: str = PASSWORD, *, two_factor: bool = False) -> User:
+    user = accounts.create_user(email_address or f"staff{next(_seq)}@example.com", password, SETUP)
+    if two_factor:
+        enable_two_factor(user.id)
+    return reload_user(user.id)
+
+
+def reload_user(user_id: int) -> User:
+    db.session.rollback()
+    return db.session.get(User, user_id)
+
+
+def enable_two_factor(user_id: int) -> list[str]:
+    from storefront import two_factor
+
+    two_factor.start(user_id, SETUP)
+    user = reload_user(user_id)
+    return two_factor.confirm(user_id, totp_now(user), SETUP)
+
+
+def totp_now(user: User, offset_steps: int = 0) -> str:
+    totp = pyotp.TOTP(user.totp_secret)
+    return totp.at(time.time() + offset_steps * totp.interval)
+
+
+def make_organiser(slug: str | None = None, name: str | None = None) -> Organiser:
+    slug = slug or f"org-{next(_seq)}"
+    with write_transaction():
+        organiser = Organiser(name=name or slug.replace("-", " ").title(), slug=slug)
+        db.session.add(organiser)
+    db.session.rollback()
+    return db.session.execute(select(Organiser).where(Organiser.slug == slug)).scalar_one()
+
+
+def make_event_of(organiser: Organiser, title: str | None = None, **fields) -> Event:
+    from datetime import timedelta
+
+    from storefront.models import EventStatus, TicketType, utcnow
+
+    n = next(_seq)
+    with write_transaction():
+        event = Event(
+            organiser_id=organiser.id,
+            slug=fields.pop("slug", f"{organiser.slug}-event-{n}"),
+            title=title or f"Event {n}",
+            venue="Test Hall",
+            starts_at=utcnow() + timedelta(days=30),
+            timezone="Europe/Paris",
+            currency="EUR",
+            status=EventStatus.PUBLISHED.value,
+            **fields,
+        )
+        event.ticket_types.append(TicketType(name="Standard", price_cents=2500, capacity=100, max_per_order=10))
+        db.session.add(event)
+    db.session.rollback()
+    return db.session.execute(select(Event).where(Event.slug == event.slug)).scalar_one()
+
+
+def add_member(user: User, organiser: Organiser, role: Role, events: list[Event] | None = None) -> Membership:
+    membership = teams.add_member(organiser.id, user.id, role, SETUP)
+    if events is not None:
+        teams.limit_events(organiser.id, membership.id, False, [e.id for e in events], SETUP)
+    db.session.rollback()
+    return db.session.get(Membership, membership.id)
+
+
+def sign_in_as(client, user: User) -> None:
+    """The client's session is signed in as ``user``, as the sign-in page leaves it (no audit entry)."""
+    user = reload_user(user.id)
+    with client.session_transaction() as session:
+        session.clear()
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+        session[sessions.SEEN_KEY] = int(time.time())
+
+
+def sign_in(client, email_address: str, password: str = PASSWORD, **extra):
+    return client.post("/admin/sign-in", data={"email": email_address, "password": password, **extra})
+
+
+def csrf_token_of(page: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page
+    )
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def audit_actions(**where) -> list[str]:
+    db.session.rollback()
+    query = select(AuditEntry.action).order_by(AuditEntry.id)
+    for name, value in where.items():
+        query = query.where(getattr(AuditEntry, name) == value)
+    return list(db.session.execute(query).scalars())
+
+
+def snapshot() -> dict[str, list[tuple]]:
+    """Every row of every table, to compare before and after a request."""
+    db.session.rollback()
+    rows = {}
+    for table in db.metadata.sorted_tables:
+        columns = ", ".join(f'"{c.name}"' for c in table.columns)
+        order = ", ".join(f'"{c.name}"' for c in table.primary_key.columns) or "1"
+        rows[table.name] = [
+            tuple(row) for row in db.session.execute(text(f"SELECT {columns} FROM {table.name} ORDER BY {order}"))
+        ]
+    db.session.rollback()
+    return rows
+
+
+def outbox(app: Flask) -> list[EmailMessage]:
+    """The mails in the app's outbox folder, oldest first."""
+    folder = Path(app.config["MAIL_OUTBOX"])
+    files = sorted(folder.glob("*.eml")) if folder.exists() else []
+    return [email.message_from_bytes(f.read_bytes(), _class=EmailMessage, policy=email.policy.default) for f in files]
+
+
+def mails_to(app: Flask, address: str) -> list[EmailMessage]:
+    return [m for m in outbox(app) if m["To"] == address]
+
+
+def link_in(message: EmailMessage, path_prefix: str) -> str:
+    body = message.get_body(("plain",)).get_content()
+    match = re.search(r"https?://[^\s/]+(" + re.escape(path_prefix) + r"[^\s]+)", body)
+    assert match, f"no {path_prefix} link in: {body}"
+    return match.group(1)
+
+
+@pytest.fixture
+def mail_dir(app, tmp_path):
+    """This test's own outbox folder (the session's is shared by every test)."""
+    folder = tmp_path / "outbox"
+    app.config["MAIL_OUTBOX"] = str(folder)
+    return folder
+
+
+def comparable(answer, *strings: str) -> str:
+    """The page without its CSRF tokens (they carry a timestamp) and without ``strings``
+    (what the person typed, echoed back), to compare two answers."""
+    page = re.sub(
+        r'(X-CSRFToken": "|name="csrf_token" type="hidden" value="|name="csrf_token" value=")[^"]+',
+        r"\1",
+        answer.get_data(as_text=True),
+    )
+    for s in strings:
+        page = page.replace(s, "…")
+    return page
