@@ -159,7 +159,7 @@ def all_organisers() -> list[tuple[Organiser, int, int]]:
             .outerjoin(Membership, Membership.organiser_id == Organiser.id)
             .group_by(Organiser.id)
             .order_by(Organiser.slug)
-        ).tuples()
+        ).all()
     )
 
 

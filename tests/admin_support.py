@@ -176,3 +176,11 @@ def comparable(answer, *strings: str) -> str:
     for s in strings:
         page = page.replace(s, "…")
     return page
+
+
+def audit_entries(**where) -> list[AuditEntry]:
+    db.session.rollback()
+    query = select(AuditEntry).order_by(AuditEntry.id)
+    for name, value in where.items():
+        query = query.where(getattr(AuditEntry, name) == value)
+    return list(db.session.execute(query).scalars())

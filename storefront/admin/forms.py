@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -18,7 +19,7 @@ from ..staff_errors import StaffError
 from ..staff_models import Role
 from .labels import ROLE_LABELS
 
-ROLE_CHOICES = [(role.value, ROLE_LABELS[role]) for role in Role]
+ROLE_CHOICES = [SelectChoice(role.value, ROLE_LABELS[role]) for role in Role]
 
 
 def attach(form: FlaskForm, error: StaffError) -> None:
@@ -103,6 +104,10 @@ class RoleForm(FlaskForm):
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
+
+
+def event_choices(events) -> list[SelectChoice]:
+    return [SelectChoice(event.id, event.title) for event in events]
 
 
 class EventAccessForm(FlaskForm):

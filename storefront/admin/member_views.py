@@ -9,7 +9,7 @@ from .. import htmx, teams
 from ..staff_errors import StaffError
 from ..staff_models import Role
 from . import bp, sessions
-from .forms import EventAccessForm, InviteForm, RoleForm, attach
+from .forms import EventAccessForm, InviteForm, RoleForm, attach, event_choices
 from .labels import ROLE_LABELS
 from .permissions import Permission, requires
 
@@ -80,7 +80,7 @@ def _member_page(access, membership, status: int = 200, role_form=None, events_f
         events_form = EventAccessForm(
             formdata=None, all_events=membership.all_events, events=[e.id for e in membership.events]
         )
-    events_form.events.choices = [(e.id, e.title) for e in events]
+    events_form.events.choices = event_choices(events)
     return render_template(
         "admin/member.html",
         access=access,
@@ -123,7 +123,7 @@ def _role_refused(access, membership, form, status: int):
 def change_event_access(access, membership_id: int):
     membership = _member_or_404(access, membership_id)
     form = EventAccessForm()
-    form.events.choices = [(e.id, e.title) for e in teams.organiser_events(access.organiser.id)]
+    form.events.choices = event_choices(teams.organiser_events(access.organiser.id))
     if not form.validate_on_submit():
         return _member_page(access, membership, 400, events_form=form)
     try:
