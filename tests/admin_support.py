@@ -5,9 +5,13 @@ and a snapshot of every table to prove a refusal changed nothing."""
 from __future__ import annotations
 
 import email
+import functools
 import itertools
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -21,8 +25,8 @@ from storefront.admin import sessions
 from storefront.audit import Actor
 from storefront.database import write_transaction
 from storefront.extensions import db
-from storefront.models import Event, Organiser
-from storefront.staff_models import AuditEntry, Membership, Role, User
+from storefront.models import Event, Organiser, utcnow
+from storefront.staff_models import AuditEntry, Invitation, Membership, PasswordReset, Role, User
 
 PASSWORD = "correct horse battery staple"
 _seq = itertools.count(1)
@@ -64,9 +68,7 @@ def make_organiser(slug: str | None = None, name: str | None = None) -> Organise
 
 
 def make_event_of(organiser: Organiser, title: str | None = None, **fields) -> Event:
-    from datetime import timedelta
-
-    from storefront.models import EventStatus, TicketType, utcnow
+    from storefront.models import EventStatus, TicketType
 
     n = next(_seq)
     with write_transaction():
@@ -184,3 +186,139 @@ def audit_entries(**where) -> list[AuditEntry]:
     for name, value in where.items():
         query = query.where(getattr(AuditEntry, name) == value)
     return list(db.session.execute(query).scalars())
+
+
+# --- a small world for the access tests -------------------------------------------------------
+
+PRINCIPALS = ("anonymous", "owner", "manager", "box_office", "door", "viewer", "other_organiser", "limited")
+
+
+@dataclass
+class World:
+    """Organiser "home" (events ``event`` and ``other_event``; a member of each role; a
+    manager limited to ``other_event``; a member and an invitation to act on) and
+    organiser "away" (its owner, an event, a member and an invitation of its own)."""
+
+    organiser: Organiser
+    event: Event
+    other_event: Event
+    users: dict[str, User]
+    target: Membership
+    invitation: Invitation
+    invitation_token: str
+    reset_token: str
+    away: Organiser
+    away_event: Event
+    away_member: Membership
+    away_invitation: Invitation
+
+
+@functools.cache
+def _shared_hash() -> str:
+    from storefront import passwords
+
+    return passwords.hash_password(PASSWORD)
+
+
+def _quick_user(email_address: str) -> User:
+    """A user without the cost of hashing a password for each (the access tests make many)."""
+    now = utcnow()
+    user = User(
+        email=email_address,
+        password_hash=_shared_hash(),
+        session_version=accounts.new_session_version(),
+        created_at=now,
+        updated_at=now,
+        password_changed_at=now,
+    )
+    db.session.add(user)
+    return user
+
+
+def build_world() -> World:
+    from storefront import tokens
+
+    home, away = make_organiser("home"), make_organiser("away")
+    event, other_event = make_event_of(home, "Home event", slug="home-event"), make_event_of(home, "Other event")
+    away_event = make_event_of(away, "Away event", slug="away-event")
+    invitation_token, away_token, reset_token = tokens.new_token(), tokens.new_token(), tokens.new_token()
+    with write_transaction():
+        users = {name: _quick_user(f"{name}@example.com") for name in PRINCIPALS if name != "anonymous"}
+        users["target"] = _quick_user("target@example.com")
+        users["away_member"] = _quick_user("away-member@example.com")
+        db.session.flush()
+        roles = {
+            "owner": Role.OWNER,
+            "manager": Role.MANAGER,
+            "box_office": Role.BOX_OFFICE,
+            "door": Role.DOOR,
+            "viewer": Role.VIEWER,
+            "limited": Role.MANAGER,
+            "target": Role.VIEWER,
+        }
+        memberships = {
+            name: Membership(user_id=users[name].id, organiser_id=home.id, role=role, all_events=name != "limited")
+            for name, role in roles.items()
+        }
+        memberships["limited"].events = [db.session.get(Event, other_event.id)]
+        away_owner = Membership(user_id=users["other_organiser"].id, organiser_id=away.id, role=Role.OWNER)
+        away_member = Membership(user_id=users["away_member"].id, organiser_id=away.id, role=Role.VIEWER)
+        db.session.add_all([*memberships.values(), away_owner, away_member])
+        now = utcnow()
+        invitation = Invitation(
+            organiser_id=home.id,
+            email="newbie@example.com",
+            role=Role.VIEWER,
+            token_hash=tokens.digest(invitation_token),
+            created_at=now,
+            expires_at=now + timedelta(days=7),
+        )
+        away_invitation = Invitation(
+            organiser_id=away.id,
+            email="away-newbie@example.com",
+            role=Role.VIEWER,
+            token_hash=tokens.digest(away_token),
+            created_at=now,
+            expires_at=now + timedelta(days=7),
+        )
+        reset = PasswordReset(
+            user_id=users["target"].id,
+            token_hash=tokens.digest(reset_token),
+            created_at=now,
+            expires_at=now + timedelta(hours=1),
+        )
+        db.session.add_all([invitation, away_invitation, reset])
+    db.session.rollback()
+    reread = {name: db.session.get(User, user.id) for name, user in users.items()}
+    return World(
+        organiser=db.session.get(Organiser, home.id),
+        event=db.session.get(Event, event.id),
+        other_event=db.session.get(Event, other_event.id),
+        users=reread,
+        target=db.session.get(Membership, memberships["target"].id),
+        invitation=db.session.get(Invitation, invitation.id),
+        invitation_token=invitation_token,
+        reset_token=reset_token,
+        away=db.session.get(Organiser, away.id),
+        away_event=db.session.get(Event, away_event.id),
+        away_member=db.session.get(Membership, away_member.id),
+        away_invitation=db.session.get(Invitation, away_invitation.id),
+    )
+
+
+# How the access tests fill each URL argument of an admin route: a new argument needs an
+# entry here (the tests fail for one they cannot fill). ``URL_ARGUMENTS`` gives a value the
+# home organiser's members act on; ``FOREIGN_ARGUMENTS`` the same kind of thing belonging
+# to the other organiser, which must be "not found" inside the home organiser's URLs.
+URL_ARGUMENTS: dict[str, Callable[[World, str], object]] = {
+    "organiser": lambda w, endpoint: w.organiser.slug,
+    "event": lambda w, endpoint: w.event.slug,
+    "membership_id": lambda w, endpoint: w.target.id,
+    "invitation_id": lambda w, endpoint: w.invitation.id,
+    "token": lambda w, endpoint: w.reset_token if endpoint == "admin.reset_password" else w.invitation_token,
+}
+FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
+    "event": lambda w: w.away_event.slug,
+    "membership_id": lambda w: w.away_member.id,
+    "invitation_id": lambda w: w.away_invitation.id,
+}

@@ -77,8 +77,13 @@ def second_factor():
 @signed_in(before_two_factor=True)
 def sign_out():
     sessions.sign_out()
-    flash(_("You are signed out."), "success")
-    return redirect(url_for("admin.sign_in"), code=303)
+    return redirect(url_for("admin.signed_out"), code=303)
+
+
+@bp.get("/signed-out")
+@public
+def signed_out():
+    return render_template("admin/signed_out.html")
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
