@@ -77,8 +77,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(webhooks_bp)
 
-    from . import admin
+    from . import admin, limits
 
+    limits.init_app(app)
     admin.init_app(app)
 
     from . import cli, errors_http, logs

@@ -108,6 +108,16 @@ def from_environment(instance_path: str) -> dict:
         "DB_POOL_SIZE": _int("DB_POOL_SIZE", 5),
         # Minutes without a request after which a staff session ends.
         "ADMIN_IDLE_MINUTES": _int("ADMIN_IDLE_MINUTES", 30),
+        # Rate limits: Redis keeps the counts for every process and host (else this process's memory).
+        "REDIS_URL": os.environ.get("REDIS_URL", "").strip() or None,
+        # Wrong staff passwords per account, and wrong passwords or codes per client address.
+        "LIMIT_STAFF_SIGN_IN_ACCOUNT": os.environ.get("LIMIT_STAFF_SIGN_IN_ACCOUNT") or "5 per 15 minutes",
+        "LIMIT_STAFF_SIGN_IN_ADDRESS": os.environ.get("LIMIT_STAFF_SIGN_IN_ADDRESS") or "20 per 15 minutes",
+        # Wrong second-factor codes per account.
+        "LIMIT_STAFF_CODES_ACCOUNT": os.environ.get("LIMIT_STAFF_CODES_ACCOUNT") or "5 per 15 minutes",
+        # Password-reset mails asked for, per email and per client address.
+        "LIMIT_STAFF_RESET_ACCOUNT": os.environ.get("LIMIT_STAFF_RESET_ACCOUNT") or "3 per hour",
+        "LIMIT_STAFF_RESET_ADDRESS": os.environ.get("LIMIT_STAFF_RESET_ADDRESS") or "10 per hour",
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "") == "1",

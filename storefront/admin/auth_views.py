@@ -3,24 +3,19 @@ reset by mail, and accepting an invitation."""
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import accounts, teams, two_factor
 from ..staff_errors import InvalidLink, StaffError
-from . import bp, sessions
+from . import bp, sessions, throttle
 from .forms import AcceptForm, ForgotPasswordForm, NewPasswordForm, SecondFactorForm, SignInForm, attach
 from .permissions import public, signed_in
 from .shared import after_sign_in, safe_next
 
 # The one answer to a wrong email or password, whichever it was.
 WRONG_CREDENTIALS = 400
-
-
-def _failed(throttle_key: str) -> None:
-    """Tell the throttle (``storefront.admin.throttle``) this attempt counts against it."""
-    g.setdefault("admin_failures", []).append(throttle_key)
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -32,9 +27,12 @@ def sign_in():
         return redirect(after_sign_in(current_user.id, next_url), code=303)
     status = 200
     if form.validate_on_submit():
+        account = throttle.sign_in_key(form.email.data)
+        if wait := throttle.retry_after(throttle.SIGN_IN, account):
+            return throttle.too_many(wait)
         user = accounts.check_password(form.email.data, form.password.data, sessions.client_address())
         if user is None:
-            _failed("sign_in")
+            throttle.count(throttle.SIGN_IN, account)
             form.form_errors.append(_("Wrong email or password."))
             status = WRONG_CREDENTIALS
         elif user.two_factor_enabled:
@@ -59,13 +57,15 @@ def second_factor():
     form = SecondFactorForm()
     status = 200
     if form.validate_on_submit():
+        if wait := throttle.retry_after(throttle.CODES, user.email):
+            return throttle.too_many(wait)
         method = two_factor.verify_second_factor(user.id, form.code.data, sessions.actor(user))
         if method is not None:
             sessions.sign_in(user, method=f"password+{method}")
             if method == "recovery_code":
                 flash(_("You used a recovery code. Each works once; make new ones on your account page."), "warning")
             return redirect(after_sign_in(user.id, next_url), code=303)
-        _failed("second_factor")
+        throttle.count(throttle.CODES, user.email)
         form.code.errors = [_("That code is not right, or it was used already. Enter the current code from your app.")]
         status = 400
     elif request.method == "POST":
@@ -91,6 +91,10 @@ def signed_out():
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
+        account = throttle.sign_in_key(form.email.data)
+        if wait := throttle.retry_after(throttle.RESET, account):
+            return throttle.too_many(wait)
+        throttle.count(throttle.RESET, account)
         accounts.send_password_reset(form.email.data, sessions.client_address())
         # The same answer whether or not an account has this address.
         return render_template("admin/forgot_password_sent.html", valid_minutes=60)
