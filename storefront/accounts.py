@@ -25,7 +25,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from . import audit, passwords, tokens
 from .audit import Actor
@@ -252,7 +252,3 @@ def reset_password(token: str, new: str, client_address: str | None) -> User:
         user = db.session.get(User, reset.user_id, with_for_update=True)
         _set_password(user, new, Actor(user.id, user.email, client_address), "password_reset")
     return db.session.get(User, reset.user_id)
-
-
-def count_users() -> int:
-    return db.session.execute(select(func.count(User.id))).scalar_one()

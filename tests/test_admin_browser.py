@@ -86,6 +86,7 @@ def assert_no_script_trouble(watch) -> None:
 
 
 def fits_the_screen(page) -> None:
+    page.wait_for_load_state("load")  # measured with the stylesheets applied
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], f"the page scrolls sideways: {width}px"
 
