@@ -24,6 +24,10 @@ class InvalidStaffEmail(StaffError):
         return _("Please enter one valid email address, such as name@example.com.")
 
 
+class InvalidContactEmail(InvalidStaffEmail):
+    field = "contact_email"
+
+
 class WeakPassword(StaffError):
     field = "password"
 

@@ -37,9 +37,11 @@ from .models import Event, Organiser, utcnow
 from .staff_errors import (
     AlreadyMember,
     EventNotOfOrganiser,
+    InvalidContactEmail,
     InvalidLink,
     InvalidOrganiserName,
     InvalidSlug,
+    InvalidStaffEmail,
     InvitationForSomeoneElse,
     LastOwner,
     MemberNotFound,
@@ -466,7 +468,10 @@ def update_settings(
 ) -> Organiser:
     """The organiser's settings. Requiring two-factor sign-in of everyone needs the owner
     asking to use it already, so nobody locks themselves into the enrolment page."""
-    contact = accounts.normalise_email(contact_email) if (contact_email or "").strip() else None
+    try:
+        contact = accounts.normalise_email(contact_email) if (contact_email or "").strip() else None
+    except InvalidStaffEmail:
+        raise InvalidContactEmail() from None
     with write_transaction():
         organiser = _lock_organiser(organiser_id)
         if require_two_factor and not organiser.require_two_factor and actor.user_id is not None:

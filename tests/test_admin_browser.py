@@ -18,7 +18,17 @@ from werkzeug.serving import make_server
 from storefront.extensions import db
 from storefront.staff_models import Role
 
-from .admin_support import PASSWORD, add_member, make_event_of, make_organiser, make_user, reload_user, totp_now
+from .admin_support import (
+    PASSWORD,
+    add_member,
+    link_in,
+    mails_to,
+    make_event_of,
+    make_organiser,
+    make_user,
+    reload_user,
+    totp_now,
+)
 from .browser_support import ARTIFACTS, ROOT, PageWatch, browser  # noqa: F401 (browser: a fixture)
 from .conftest import clean, make_app
 
@@ -257,6 +267,110 @@ def test_setting_up_two_factor_sign_in(live, browser):
         expect(page.locator(".recovery-codes li")).to_have_count(10)
         shoot(page, "recovery-codes", DESKTOP)
         assert reload_user(user.id).two_factor_enabled
+        assert_no_script_trouble(watch)
+    finally:
+        context.close()
+
+
+def test_an_invited_person_sets_a_password_and_joins(live, browser):
+    from playwright.sync_api import expect
+
+    app, base_url = live
+    owner = make_user("owner@invite.example")
+    add_member(owner, make_organiser("invites", "Harbour Nights"), Role.OWNER)
+    context = browser.new_context(viewport=DESKTOP, locale="en-GB")
+    page = context.new_page()
+    watch = PageWatch(page)
+    try:
+        sign_in_on_page(page, base_url, "owner@invite.example")
+        page.goto(f"{base_url}/admin/o/invites/members")
+        page.get_by_label("Email").fill("joiner@invite.example")
+        page.get_by_label("Role", exact=True).select_option("box_office")
+        page.get_by_role("button", name="Send the invitation").click()
+        expect(page.locator(".notice-success")).to_contain_text("Invitation sent to joiner@invite.example")
+        expect(page.locator("main")).to_contain_text("Pending invitations")
+        [mail] = mails_to(app, "joiner@invite.example")
+        path = link_in(mail, "/admin/invitations/")
+        context.clear_cookies()
+
+        page.goto(base_url + path)
+        expect(page.locator("h1")).to_have_text("Join Harbour Nights")
+        expect(page.locator("main")).to_contain_text("Box office")
+        page.get_by_label("New password", exact=True).fill("qwerty123")
+        page.get_by_label("New password again").fill("qwerty123")
+        page.get_by_role("button", name="Create my account and join").click()
+        expect(page.locator(".field-error")).to_contain_text("commonly used passwords")
+        page.get_by_label("New password", exact=True).fill("lanterns on the pier")
+        page.get_by_label("New password again").fill("lanterns on the pier")
+        shoot(page, "accept-invitation", DESKTOP)
+        page.get_by_role("button", name="Create my account and join").click()
+        expect(page.locator(".notice-success")).to_have_text("Welcome to Harbour Nights.")
+        expect(page.locator(".admin-organiser")).to_contain_text("Box office")
+        assert_no_script_trouble(watch)
+    finally:
+        context.close()
+
+
+def test_a_forgotten_password_is_reset_by_mail(live, browser):
+    from playwright.sync_api import expect
+
+    app, base_url = live
+    make_user("forgetful@example.com")
+    context = browser.new_context(viewport=PHONE, locale="en-GB")
+    page = context.new_page()
+    watch = PageWatch(page)
+    try:
+        page.goto(f"{base_url}/admin/sign-in")
+        page.get_by_role("link", name="Forgot your password?").click()
+        page.get_by_label("Email").fill("forgetful@example.com")
+        page.get_by_role("button", name="Send the link").click()
+        expect(page.locator("h1")).to_have_text("Check your mail")
+        [mail] = mails_to(app, "forgetful@example.com")
+        page.goto(base_url + link_in(mail, "/admin/reset-password/"))
+        expect(page.locator("h1")).to_have_text("Choose a new password")
+        page.get_by_label("New password", exact=True).fill("a new and long passphrase")
+        page.get_by_label("New password again").fill("a new and long passphrase")
+        shoot(page, "reset-password", PHONE)
+        page.get_by_role("button", name="Save the new password").click()
+        expect(page.locator(".notice-success")).to_contain_text("Your password is changed")
+        sign_in_on_page(page, base_url, "forgetful@example.com", "a new and long passphrase")
+        expect(page.locator("h1")).to_have_text("Choose an organiser")
+        expect(page.locator("main")).to_contain_text("not a member of any organiser yet")
+        assert_no_script_trouble(watch)
+    finally:
+        context.close()
+
+
+def test_an_owner_changes_settings_and_reads_the_audit_log(live, browser, viewport):
+    from playwright.sync_api import expect
+
+    _, base_url = live
+    owner = make_user("owner@audit.example")
+    organiser = make_organiser("audited", "Audited Hall")
+    make_event_of(organiser, "Winter Gala")
+    add_member(owner, organiser, Role.OWNER)
+    add_member(make_user("helper@audit.example"), organiser, Role.VIEWER)
+    context = browser.new_context(viewport=viewport, locale="en-GB")
+    page = context.new_page()
+    watch = PageWatch(page)
+    try:
+        sign_in_on_page(page, base_url, "owner@audit.example")
+        page.locator(".admin-nav").get_by_role("link", name="Settings").click()
+        page.get_by_label("Contact email for buyers").fill("not an email")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".field-error")).to_be_visible()
+        page.get_by_label("Contact email for buyers").fill("hello@audited.example")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".notice-success")).to_have_text("Settings saved.")
+        shoot(page, "settings", viewport)
+        page.locator(".admin-nav").get_by_role("link", name="Audit log").click()
+        expect(page.locator("h1")).to_have_text("Audit log")
+        first_row = page.locator("table.audit tbody tr").first
+        expect(first_row).to_contain_text("Settings changed")
+        expect(first_row).to_contain_text("hello@audited.example")
+        expect(first_row).to_contain_text("owner@audit.example")
+        fits_the_screen(page)
+        shoot(page, "audit", viewport)
         assert_no_script_trouble(watch)
     finally:
         context.close()
