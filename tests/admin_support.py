@@ -83,7 +83,7 @@ def make_event_of(organiser: Organiser, title: str | None = None, **fields) -> E
             status=EventStatus.PUBLISHED.value,
             **fields,
         )
-        event.ticket_types.append(TicketType(name="Standard", price_cents=2500, capacity=100, max_per_order=10))
+        event.ticket_types.append(TicketType(name="Standard", price_minor=2500, capacity=100, max_per_order=10))
         db.session.add(event)
     db.session.rollback()
     return db.session.execute(select(Event).where(Event.slug == event.slug)).scalar_one()

@@ -1,7 +1,7 @@
 """staff accounts, memberships with roles, invitations, password resets, recovery codes, the audit log
 
 Revision ID: 0005_staff_accounts
-Revises: 0003_mail_sent_markers
+Revises: 0004_money_minor_units
 Create Date: 2026-12-01 14:40:00
 
 ``audit_entries`` is append-only in the database: triggers refuse UPDATE and DELETE (and
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_staff_accounts"
-down_revision = "0003_mail_sent_markers"
+down_revision = "0004_money_minor_units"
 branch_labels = None
 depends_on = None
 
