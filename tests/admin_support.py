@@ -120,11 +120,7 @@ def csrf_token_of(page: str) -> str:
 
 
 def audit_actions(**where) -> list[str]:
-    db.session.rollback()
-    query = select(AuditEntry.action).order_by(AuditEntry.id)
-    for name, value in where.items():
-        query = query.where(getattr(AuditEntry, name) == value)
-    return list(db.session.execute(query).scalars())
+    return [entry.action for entry in audit_entries(**where)]
 
 
 def snapshot() -> dict[str, list[tuple]]:

@@ -7,9 +7,15 @@ Without ``/usr/bin/chromium`` the browser tests skip, saying why, except when
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
+
+from storefront.extensions import db
+
+from .conftest import clean, make_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -91,3 +97,29 @@ class PageWatch:
         assert not self.csp_violations, self.csp_violations
         assert not self.console_errors, self.console_errors
         assert not self.page_errors, self.page_errors
+
+
+@pytest.fixture(scope="module")
+def live_server(database_urls):
+    """The real app on SQLite, CSRF enabled, served over HTTP from a background thread."""
+    app = make_app(database_urls["sqlite"], WTF_CSRF_ENABLED=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        clean(app)
+
+
+@pytest.fixture
+def live(live_server):
+    """(app, base URL) with empty tables, and the app context pushed for the factories."""
+    app, base_url = live_server
+    clean(app)
+    with app.app_context():
+        yield app, base_url
+        db.session.remove()

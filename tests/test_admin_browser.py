@@ -3,17 +3,16 @@ cannot edit, a door member who sees only check-in, and an owner changing a role 
 At desktop and phone width; screenshots in tests/artifacts/admin-*.png (reviewed copies
 in docs/screenshots/ with ``UPDATE_SCREENSHOTS=1``).
 
-The real app (CSRF on) is served by werkzeug in a background thread on SQLite.
+The real app (CSRF on) is served by werkzeug in a background thread on SQLite
+(``browser_support.live_server``).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 from storefront.extensions import db
 from storefront.staff_models import Role
@@ -29,36 +28,18 @@ from .admin_support import (
     reload_user,
     totp_now,
 )
-from .browser_support import ARTIFACTS, ROOT, PageWatch, browser  # noqa: F401 (browser: a fixture)
-from .conftest import clean, make_app
+from .browser_support import (  # noqa: F401 (browser, live, live_server: fixtures)
+    ARTIFACTS,
+    ROOT,
+    PageWatch,
+    browser,
+    live,
+    live_server,
+)
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def live_server(database_urls):
-    app = make_app(database_urls["sqlite"], WTF_CSRF_ENABLED=True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="admin-live-server", daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        clean(app)
-
-
-@pytest.fixture
-def live(live_server):
-    app, base_url = live_server
-    clean(app)
-    with app.app_context():
-        yield app, base_url
-        db.session.remove()
 
 
 @pytest.fixture(params=[DESKTOP, PHONE], ids=["desktop", "phone"])

@@ -14,18 +14,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
-from werkzeug.serving import make_server
 
 from storefront.database import write_transaction
 from storefront.extensions import db
 from storefront.models import Cart, CartStatus, utcnow
 
-from .browser_support import (  # noqa: F401  # noqa: F401 (browser: a fixture)
+from .browser_support import (  # noqa: F401 (browser, live, live_server: fixtures)
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -34,40 +32,15 @@ from .browser_support import (  # noqa: F401  # noqa: F401 (browser: a fixture)
     PageWatch,
     _unavailable,
     browser,
+    live,
+    live_server,
 )
-from .conftest import clean, make_app
 from .factories import make_event, ticket_type
 
 pytestmark = pytest.mark.browser
 SCREENSHOT_DOC = ROOT / "docs" / "screenshots" / "event-with-cart.png"
 
 # --- fixtures ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def live_server(database_urls):
-    """The real app on SQLite, CSRF enabled, served over HTTP from a background thread."""
-    app = make_app(database_urls["sqlite"], WTF_CSRF_ENABLED=True)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        clean(app)
-
-
-@pytest.fixture
-def live(live_server):
-    """(app, base URL) with empty tables, and the app context pushed for the factories."""
-    app, base_url = live_server
-    clean(app)
-    with app.app_context():
-        yield app, base_url
-        db.session.remove()
 
 
 @pytest.fixture

@@ -12,14 +12,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from storefront.extensions import db
 from storefront.models import Order, PaymentAttempt, TicketType
 
-from .conftest import _recreate_pg_database, backend_url, make_app
+from .migration_support import app_at_revision
 
 BEFORE = "0003_mail_sent_markers"
 
@@ -27,23 +26,8 @@ BEFORE = "0003_mail_sent_markers"
 @pytest.fixture
 def app_at_0003(database_urls, backend, tmp_path):
     """An app on a database of its own, migrated to 0003 only."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'at-0003.db'}"
-    else:
-        base = make_url(backend_url(database_urls, "postgresql"))
-        url = base.set(database=f"{base.database}_m0004").render_as_string(hide_password=False)
-        _recreate_pg_database(url)
-    app = make_app(url)
-    with app.app_context():
-        upgrade(revision=BEFORE)
+    with app_at_revision(database_urls, backend, tmp_path, BEFORE, "m0004") as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
-    if backend != "sqlite":
-        admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _lines(tt_id: int, name: str, quantity: int, unit: int) -> str:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import DatabaseError
 
 from storefront.extensions import db
 
-from .conftest import _recreate_pg_database, backend_url, make_app
+from .migration_support import app_at_revision
 
 BEFORE = "0004_money_minor_units"
 STAFF_TABLES = {
@@ -28,23 +27,9 @@ STAFF_TABLES = {
 
 @pytest.fixture
 def app_at_0004(database_urls, backend, tmp_path):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'at-0004.db'}"
-    else:
-        base = make_url(backend_url(database_urls, "postgresql"))
-        url = base.set(database=f"{base.database}_m0005").render_as_string(hide_password=False)
-        _recreate_pg_database(url)
-    app = make_app(url)
-    with app.app_context():
-        upgrade(revision=BEFORE)
+    """An app on a database of its own, migrated to 0004 only."""
+    with app_at_revision(database_urls, backend, tmp_path, BEFORE, "m0005") as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
-    if backend != "sqlite":
-        admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _tables() -> set[str]:
