@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
@@ -32,7 +32,7 @@ from .audit import Actor
 from .database import write_transaction
 from .extensions import db
 from .models import utcnow
-from .staff_errors import EmailTaken, InvalidLink, InvalidStaffEmail, WeakPassword, WrongPassword
+from .staff_errors import EmailTaken, InvalidStaffEmail, WeakPassword, WrongPassword
 from .staff_models import PasswordReset, User
 
 log = logging.getLogger(__name__)
@@ -227,28 +227,16 @@ def _mail_reset_link(email: str, token: str) -> None:
     mail.deliver(message, "password-reset")
 
 
-def valid_reset(token: str, now: datetime | None = None) -> PasswordReset | None:
+def valid_reset(token: str) -> PasswordReset | None:
     """The reset link's row while it can still be used."""
-    now = now or utcnow()
-    return db.session.execute(
-        select(PasswordReset).where(
-            PasswordReset.token_hash == tokens.digest(token),
-            PasswordReset.used_at.is_(None),
-            PasswordReset.expires_at > now,
-        )
-    ).scalar_one_or_none()
+    return tokens.usable(PasswordReset, token)
 
 
 def reset_password(token: str, new: str, client_address: str | None) -> User:
     """Use a reset link: set the new password, end every session and every other link.
     The person then signs in (with their second factor, if it is on)."""
     with write_transaction():
-        now = utcnow()
-        reset = db.session.execute(
-            select(PasswordReset).where(PasswordReset.token_hash == tokens.digest(token)).with_for_update()
-        ).scalar_one_or_none()
-        if reset is None or reset.used_at is not None or reset.expires_at <= now:
-            raise InvalidLink()
+        reset = tokens.take(PasswordReset, token)
         user = db.session.get(User, reset.user_id, with_for_update=True)
         _set_password(user, new, Actor(user.id, user.email, client_address), "password_reset")
     return db.session.get(User, reset.user_id)

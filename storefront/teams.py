@@ -38,7 +38,6 @@ from .staff_errors import (
     AlreadyMember,
     EventNotOfOrganiser,
     InvalidContactEmail,
-    InvalidLink,
     InvalidOrganiserName,
     InvalidSlug,
     InvalidStaffEmail,
@@ -284,27 +283,15 @@ def _send_invitation(organiser: Organiser, invitation: Invitation, token: str) -
 
 
 def valid_invitation(token: str) -> Invitation | None:
-    return db.session.execute(
-        select(Invitation)
-        .where(
-            Invitation.token_hash == tokens.digest(token),
-            Invitation.used_at.is_(None),
-            Invitation.expires_at > utcnow(),
-        )
-        .options(selectinload(Invitation.organiser))
-    ).scalar_one_or_none()
+    return tokens.usable(Invitation, token)
 
 
 def accept_invitation(token: str, *, user_id: int | None, password: str | None, client_address: str | None) -> User:
     """Use an invitation: as the signed-in user it was sent to, or (no account yet) with a
     new password, which makes the account. Returns the member's account."""
     with write_transaction():
-        now = utcnow()
-        invitation = db.session.execute(
-            select(Invitation).where(Invitation.token_hash == tokens.digest(token)).with_for_update()
-        ).scalar_one_or_none()
-        if invitation is None or invitation.used_at is not None or invitation.expires_at <= now:
-            raise InvalidLink()
+        invitation = tokens.take(Invitation, token)
+        now = invitation.used_at
         if user_id is not None:
             user = db.session.get(User, user_id)
             if user.email != invitation.email:
@@ -316,7 +303,6 @@ def accept_invitation(token: str, *, user_id: int | None, password: str | None, 
             db.session.flush()
             actor = Actor(user.id, user.email, client_address)
             audit.record(actor, "account_created", "user", user.id, after={"email": user.email})
-        invitation.used_at = now
         if db.session.execute(
             select(Membership.id).where(
                 Membership.user_id == user.id, Membership.organiser_id == invitation.organiser_id
