@@ -80,7 +80,8 @@ def url_for_world(app, endpoint: str, world: World, **override) -> str:
 
 
 def expected(rule: Rule, principal: str) -> str:
-    """ "allowed", "sign_in" (sent to sign in), "not_found" or "forbidden"; "public" for a
+    """ "allowed", "sign_in" (sent to sign in) or "not_found" (also for a role without the
+    permission: never a 403 that confirms the page exists); "public" for a
     route anyone may call (it answers as it sees fit, never with a server error)."""
     if rule.scope is Scope.PUBLIC:
         return "public"
@@ -92,7 +93,7 @@ def expected(rule: Rule, principal: str) -> str:
         return "not_found"
     if rule.scope is Scope.EVENT and principal == "limited":
         return "not_found"
-    return "allowed" if allows(ROLE_OF[principal], rule.permission) else "forbidden"
+    return "allowed" if allows(ROLE_OF[principal], rule.permission) else "not_found"
 
 
 def outcome(answer) -> str:

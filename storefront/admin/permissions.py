@@ -11,8 +11,9 @@ Every admin view carries exactly one rule (``view.access_rule``), set by one of:
 
 What a refusal looks like: not signed in → to the sign-in page; not a member of that
 organiser, or an event they may not see (another organiser's, or outside their event
-limit) → 404, exactly as for something that does not exist; a member whose role lacks
-the permission → 403 (they know the organiser already). The access tests read these
+limit), or a member whose role lacks the permission → 404, exactly as for something that
+does not exist (the issue's rule: anything a member may not see is "not found"; the 404
+page says "it does not exist, or it is not yours to see"). The access tests read these
 rules off ``app.url_map`` and fail for an admin view without one.
 
 A member whose organiser requires two-factor sign-in, and who has none yet, is sent to
@@ -174,7 +175,7 @@ def requires(permission: Permission, *, event: bool = False) -> Callable[[Callab
                 if found_event is None:
                     abort(404)
             if not allows(membership.role, permission):
-                abort(403)
+                abort(404)
             return view(Access(user, membership, found_event), *args, **kwargs)
 
         return _with_rule(wrapper, rule)
