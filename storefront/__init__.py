@@ -69,6 +69,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     gateway.init_app(app)
 
+    from . import parsing
+
+    parsing.init_app(app)  # the URL converters, before any route uses them
+
     from .shop import bp as shop_bp
 
     app.register_blueprint(shop_bp)
