@@ -38,6 +38,7 @@ from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
+from . import parsing
 from .database import write_transaction
 from .extensions import db
 from .models import AttemptStatus, Event, Order, OrderStatus, PaymentAttempt, Ticket, TicketType, utcnow
@@ -93,6 +94,10 @@ def _send_once(who: str, what: str, build, model, column, row_id: int, *conditio
     try:
         message, name = build(row_id)
         deliver(message, name)
+    except InvalidRecipient as refused:
+        log.error("%s: %s refused, %s; it stays unsent until a person corrects the address", who, what, refused)
+        _unclaim(model, column, row_id)
+        return False
     except Exception:
         log.exception("%s: sending the %s failed; it will be retried", who, what)
         _unclaim(model, column, row_id)
@@ -231,11 +236,20 @@ def _refund_notice(attempt_id: int) -> tuple[EmailMessage, str]:
     return message, f"refund-attempt{attempt.id}"
 
 
+class InvalidRecipient(ValueError):
+    """A message may only go to one plain address; this is not one."""
+
+
 def _message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
+    # Checkout accepts nothing else, but rows written before it checked, or an address
+    # from Stripe, must not make a message for two recipients, or for someone else.
+    recipient = parsing.plain_email(to)
+    if recipient is None:
+        raise InvalidRecipient(f"not one plain address: {to!r}")
     message = EmailMessage()
     sender = current_app.config["MAIL_FROM"]
     message["From"] = sender
-    message["To"] = to
+    message["To"] = recipient
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"

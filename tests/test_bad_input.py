@@ -7,15 +7,16 @@ fixture runs both). The property test over every route is ``test_input_property.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from storefront import parsing
+from storefront.database import write_transaction
 from storefront.extensions import db
-from storefront.models import CartStatus, PaymentAttempt
+from storefront.models import CartStatus, Order, PaymentAttempt
 
 from .factories import cart_by_token, make_event, ticket_type
 from .test_routes import _filled as filled
-from .test_routes import cart_count
+from .test_routes import add, cart_count
 
 
 def _filled(client, quantity: int = 2):
@@ -232,3 +233,26 @@ def test_checkout_refuses_names_with_control_characters(client, first):
     assert "cannot be printed on a ticket" in response.get_data(as_text=True)
     db.session.rollback()
     assert db.session.execute(select(func.count(PaymentAttempt.id))).scalar_one() == 0
+
+
+def test_the_mail_module_builds_no_message_for_more_than_one_plain_address(app, tmp_path):
+    """The second line of defence: an order whose address is not one plain address (written
+    before checkout checked, say) gets no mail, and the next run tries again."""
+    from storefront import mail
+
+    event = make_event(ticket_types=[{"name": "Free", "price_minor": 0}])
+    client = app.test_client()
+    add(client, event, {event.ticket_types[0].id: 1})
+    response = client.post("/checkout", data={"email": "ada@example.com", "first-1": "Ada", "last-1": "L"})
+    assert response.status_code == 303
+    app.config["MAIL_OUTBOX"] = str(tmp_path)
+    for bad in ["a@example.com,root", "x <evil@attacker.example>"]:
+        with write_transaction():
+            db.session.execute(update(Order).values(buyer_email=bad, confirmation_sent_at=None))
+        assert mail.send_pending() == (0, 0, 1)
+        assert list(tmp_path.iterdir()) == []
+        db.session.rollback()
+        assert db.session.execute(select(Order.confirmation_sent_at)).scalar_one() is None
+    with app.test_request_context():
+        with pytest.raises(mail.InvalidRecipient):
+            mail._message(to="a@example.com, root@example.com", subject="s", text="t", html="<p>h</p>")
