@@ -61,6 +61,10 @@ def create_app(config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=_select_locale)
     htmx_ext.init_app(app)
 
+    from . import request_body
+
+    request_body.init_app(app)  # after htmx-flask, which sets a request class of its own
+
     from . import formatting
 
     formatting.init_app(app)

@@ -93,6 +93,24 @@ def mail_settings(instance_path: str) -> dict:
     }
 
 
+def request_limits() -> dict:
+    """How much of a request is read (Flask's own settings; larger is a 413, unread).
+
+    The shop's forms are small and urlencoded: the largest, checkout, is an email and
+    two names of at most 100 characters per ticket (under 20 KiB encoded for 10
+    tickets in any script). Werkzeug holds multipart bodies, which no page sends, to
+    the part count and to the field memory too (it checks the latter per read chunk,
+    so a multipart body much larger than it is refused whole). Stripe's events are a
+    few kilobytes.
+    """
+    return {
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
+        "MAX_FORM_MEMORY_SIZE": _int("MAX_FORM_MEMORY_SIZE", 16 * 1024),
+        "MAX_FORM_PARTS": _int("MAX_FORM_PARTS", 200),
+        "WEBHOOK_MAX_CONTENT_LENGTH": _int("WEBHOOK_MAX_CONTENT_LENGTH", 512 * 1024),
+    }
+
+
 def from_environment(instance_path: str) -> dict:
     return {
         **stripe_settings(instance_path),
@@ -106,6 +124,7 @@ def from_environment(instance_path: str) -> dict:
         # Under this many left, a ticket type says "only N left".
         "LOW_STOCK_THRESHOLD": _int("LOW_STOCK_THRESHOLD", 10),
         "DB_POOL_SIZE": _int("DB_POOL_SIZE", 5),
+        **request_limits(),
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "") == "1",

@@ -49,6 +49,12 @@ def test_an_htmx_request_for_nothing_gets_a_message_fragment(client):
     assert_message_fragment(client.get("/cart/empty", headers=HX), 405, "That action is not possible here")
 
 
+def test_an_htmx_request_too_large_gets_a_message_fragment(client):
+    assert_message_fragment(
+        client.post("/cart/empty", data={"x": "y" * 100_000}, headers=HX), 413, "larger than this shop takes"
+    )
+
+
 def test_a_limited_request_keeps_its_retry_after(app):
     @app.post("/_test/limited")
     def limited():
@@ -80,6 +86,8 @@ def test_a_failure_gets_an_honest_message(app):
 
 def test_the_webhook_gets_json_errors(client):
     assert client.get("/webhooks/stripe").get_json() == {"error": "not_allowed"}
+    response = client.post("/webhooks/stripe", data=b"x" * 600_000, content_type="application/json")
+    assert response.status_code == 413 and response.get_json() == {"error": "too_large"}
 
 
 def test_a_page_has_the_message_area_htmx_errors_go_to(client):

@@ -1,7 +1,8 @@
 """The webhook endpoint: verify, then hand over to ``storefront.stripe_events``.
 
 400 for a bad, stale, future or missing signature, and for a signed payload that is
-not an event we can act on (nothing stored either way); 200 once the event is stored and
+not an event we can act on (nothing stored either way); 413 for a body larger than
+``WEBHOOK_MAX_CONTENT_LENGTH`` (not read beyond it); 200 once the event is stored and
 handled (or was a duplicate); any failure in between propagates to the 500 handler,
 so Stripe delivers the event again.
 """
@@ -19,6 +20,8 @@ from . import bp
 @bp.post("/webhooks/stripe")
 @csrf.exempt
 def stripe_webhook():
+    # Stripe's events are a few kilobytes; the shop's own limit is for its forms.
+    request.max_content_length = current_app.config["WEBHOOK_MAX_CONTENT_LENGTH"]
     payload = request.get_data()
     try:
         event = gw.get_gateway().construct_event(payload, request.headers.get("Stripe-Signature"))
