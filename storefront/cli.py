@@ -3,6 +3,8 @@ payment-review | stripe-sandbox`."""
 
 from __future__ import annotations
 
+import os
+
 import click
 from flask import Flask
 from flask_migrate import upgrade
@@ -101,6 +103,10 @@ def init_app(app: Flask) -> None:
 
         upgrade()
         seed_demo()
+        plain_http = app.config["PUBLIC_BASE_URL"].startswith("http:")
+        if plain_http and not os.environ.get("SESSION_COOKIE_SECURE", "").strip():
+            # The demo serves plain http: a Secure cookie would never come back.
+            app.config["SESSION_COOKIE_SECURE"] = False
         sandbox = app.extensions.get("stripe_sandbox")
         if sandbox is not None and not sandbox.config.webhook_urls:
             # The built-in sandbox tells this very app about payments, as Stripe would.

@@ -21,6 +21,16 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _flag(name: str) -> bool | None:
+    """``1``/``0`` from the environment; None when unset (the default decides)."""
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return None
+    if raw not in ("0", "1"):
+        raise RuntimeError(f"{name} must be 1 or 0, got {raw!r}")
+    return raw == "1"
+
+
 def database_url(instance_path: str) -> str:
     """DATABASE_URL, with the psycopg 3 driver chosen for plain postgresql:// URLs."""
     url = os.environ.get("DATABASE_URL", "").strip()
@@ -62,6 +72,9 @@ def stripe_settings(instance_path: str) -> dict:
     return {
         "STRIPE_SECRET_KEY": key,
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or None,
+        # The origin of the hosted payment page, when it is not where the rest implies
+        # (a custom Checkout domain; a sandbox with --public-url): the CSP's form-action.
+        "STRIPE_CHECKOUT_ORIGIN": os.environ.get("STRIPE_CHECKOUT_ORIGIN", "").strip().rstrip("/") or None,
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "").strip()
         or (generated_once(instance_path, "stripe_sandbox_webhook_secret", "whsec_") if sandbox else None),
         "STRIPE_SANDBOX_KEY": generated_once(instance_path, "stripe_sandbox_key", "sk_test_") if sandbox else None,
@@ -125,9 +138,8 @@ def from_environment(instance_path: str) -> dict:
         "LOW_STOCK_THRESHOLD": _int("LOW_STOCK_THRESHOLD", 10),
         "DB_POOL_SIZE": _int("DB_POOL_SIZE", 5),
         **request_limits(),
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "") == "1",
+        # None: Secure unless in demo mode (storefront/http_security.py settles it).
+        "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),
         "BABEL_DEFAULT_LOCALE": "en",
         "LANGUAGES": ["en", "fr"],
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 from flask import Flask, current_app, has_request_context, request
@@ -324,6 +325,25 @@ def init_app(app: Flask) -> None:
         # In process there is no network to retry over.
         max_network_retries=0,
     )
+
+
+# Where Stripe serves its hosted Checkout page.
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+
+
+def hosted_page_origin(config: Mapping[str, Any]) -> str | None:
+    """The origin of the page a Checkout Session's ``url`` opens (the checkout form's
+    303 goes there): ``STRIPE_CHECKOUT_ORIGIN`` if set (a custom domain at Stripe, or a
+    sandbox started with ``--public-url``); Stripe's for the real Stripe; the API's own
+    origin for a sandbox running as its own process; None for the in-process sandbox,
+    whose page is on the shop's own origin."""
+    if config.get("STRIPE_CHECKOUT_ORIGIN"):
+        return config["STRIPE_CHECKOUT_ORIGIN"].rstrip("/")
+    api_base = config.get("STRIPE_API_BASE")
+    if api_base in (None, stripe.DEFAULT_API_BASE):
+        return STRIPE_CHECKOUT_ORIGIN if config.get("STRIPE_SECRET_KEY") else None
+    parts = urlsplit(api_base)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def get_gateway() -> Gateway:
