@@ -80,12 +80,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(webhooks_bp)
 
-    from . import cli, errors_http, http_security, logs
+    from . import cli, errors_http, http_security, links, logs
 
     cli.init_app(app)
     errors_http.init_app(app)
     logs.init_app(app)
     http_security.init_app(app)
+    links.init_app(app)
 
     @app.context_processor
     def _locale():

@@ -41,6 +41,7 @@ from sqlalchemy.orm import selectinload
 from . import parsing
 from .database import write_transaction
 from .extensions import db
+from .links import public_url
 from .models import AttemptStatus, Event, Order, OrderStatus, PaymentAttempt, Ticket, TicketType, utcnow
 
 log = logging.getLogger(__name__)
@@ -258,13 +259,6 @@ def _message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
     message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html")
     return message
-
-
-def public_url(endpoint: str, **values) -> str:
-    """An absolute link for a mail: ``PUBLIC_BASE_URL`` + the route's path. Not the
-    current request's host: inside a webhook that is whoever delivered it."""
-    path = current_app.url_map.bind("localhost").build(endpoint, values)
-    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
 
 
 # --- delivery -------------------------------------------------------------------------------------

@@ -8,12 +8,23 @@ https; links from PUBLIC_BASE_URL whatever Host the request names.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from email import message_from_bytes, policy
+
 import pytest
 
 from storefront import http_security
+from storefront.cli import demo_base_url
 
+from .checkout_support import CARD_OK, buy_until_stripe, shop, wait_for_order  # noqa: F401 (shop: fixture)
 from .conftest import backend_url, clean, make_app
 from .factories import make_event
+from .sandbox_support import ROOT, TEST_KEY, WEBHOOK_SECRET, free_port, sandbox  # noqa: F401 (sandbox: fixture)
 from .test_routes import add
 
 EVIL = "http://evil.example"
@@ -154,3 +165,93 @@ def test_over_https_the_cookie_is_host_prefixed(cookie_app):
 def test_an_https_shop_refuses_a_cookie_that_is_not_secure(database_urls):
     with pytest.raises(RuntimeError, match="must be Secure"):
         make_app(database_urls["sqlite"], PUBLIC_BASE_URL="https://tickets.example", SESSION_COOKIE_SECURE=False)
+
+
+# --- absolute links come from PUBLIC_BASE_URL -----------------------------------------------------
+
+
+@pytest.mark.app_config(PUBLIC_BASE_URL="http://tickets.example:8000")
+def test_a_forged_host_changes_no_link_of_a_free_order(app, tmp_path):
+    app.config["MAIL_OUTBOX"] = str(tmp_path)
+    client = app.test_client()
+    order_path = free_order(client)
+    assert not order_path.startswith(EVIL)
+    page = client.get(order_path, base_url=EVIL).get_data(as_text=True)
+    [link] = re.findall(r'class="order-link" href="([^"]+)"', page)
+    assert link == "http://tickets.example:8000" + order_path
+    assert "evil.example" not in page
+    [mail] = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in tmp_path.glob("*.eml")]
+    assert "http://tickets.example:8000" + order_path in mail.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_forged_host_changes_none_of_stripes_links_nor_the_success_page(shop, sandbox, tmp_path):
+    shop.config["MAIL_OUTBOX"] = str(tmp_path)
+    base = shop.config["PUBLIC_BASE_URL"]
+    event = make_event()
+    client = shop.test_client()
+    client.environ_base["HTTP_HOST"] = "evil.example"
+    session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
+    from storefront.payments import gateway as gw
+
+    session = gw.get_gateway().retrieve_checkout_session(session_id)
+    assert session.success_url == base + "/checkout/success?session_id={CHECKOUT_SESSION_ID}"
+    assert session.cancel_url == base + "/cart"
+    sandbox.pay(session_id, card=CARD_OK)
+    order = wait_for_order(session_id)
+    page = client.get("/checkout/success", query_string={"session_id": session_id}).get_data(as_text=True)
+    assert re.search(rf'class="order-link" href="{re.escape(base)}/orders/{order.access_token}"', page)
+    assert "evil.example" not in page
+    [mail] = list(tmp_path.glob("*.eml"))
+    assert f"{base}/orders/{order.access_token}" in mail.read_text() and "evil.example" not in mail.read_text()
+
+
+def test_demo_base_url_follows_host_and_port():
+    assert demo_base_url("127.0.0.1", 8000) == "http://127.0.0.1:8000"
+    assert demo_base_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"
+    assert demo_base_url("localhost", 5001) == "http://localhost:5001"
+    assert demo_base_url("::", 8000) == "http://[::1]:8000"
+
+
+def test_flask_demo_on_another_port_points_its_links_there(tmp_path):
+    """`flask demo --port N` without PUBLIC_BASE_URL: links (here the CSP's own origin,
+    and the command's words) name that port, and the cookie works over plain http."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+        "SECRET_KEY": "demo-test",
+        "STRIPE_SECRET_KEY": TEST_KEY,  # no sandbox files written under instance/
+        "STRIPE_API_BASE": "http://127.0.0.1:9",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "MAIL_OUTBOX": str(tmp_path / "outbox"),
+        "STOREFRONT_DEMO": "1",
+    }
+    for name in ("PUBLIC_BASE_URL", "SESSION_COOKIE_SECURE"):
+        env.pop(name, None)
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "demo", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/events/nocturne-jazz-night", timeout=2) as r:
+                    headers = r.headers
+                    break
+            except OSError:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        assert f"http://127.0.0.1:{port}" in headers["Content-Security-Policy"]
+        assert headers["Set-Cookie"].startswith("session=") and "Secure" not in headers["Set-Cookie"]
+        assert f"links point to http://127.0.0.1:{port}" in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -11,6 +11,7 @@ from .. import cart as carts
 from .. import catalog, htmx, parsing
 from .. import checkout as checkouts
 from ..errors import CartCheckingOut, CartHoldsOtherEvent, InvalidQuantity, StorefrontError, UnknownTicketType
+from ..links import public_url
 from ..models import utcnow
 from . import bp
 
@@ -213,8 +214,8 @@ def start_checkout():
             _cart_token(),
             request.form.get("email"),
             names,
-            success_url=url_for("shop.checkout_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
-            cancel_url=url_for("shop.cart", _external=True),
+            success_url=public_url("shop.checkout_success") + "?session_id={CHECKOUT_SESSION_ID}",
+            cancel_url=public_url("shop.cart"),
         )
     except StorefrontError as error:
         now = utcnow()
