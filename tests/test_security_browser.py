@@ -87,6 +87,15 @@ def test_an_expired_csrf_token_on_a_quantity_change_shows_a_message_and_keeps_th
         watch.assert_not_reloaded()
         assert ticket_type(tt.id).held == 2
         shoot(page, "security-expired-csrf-message.png")
+
+        # The token is good again (no time limit): the next change goes through and the
+        # stale message goes away.
+        app.config["WTF_CSRF_TIME_LIMIT"] = None
+        quantity.fill("4")
+        quantity.dispatch_event("change")
+        expect(cart_line(page, "Standing")).to_contain_text("4 ×")
+        expect(page.locator("#messages")).to_be_empty()
+        assert ticket_type(tt.id).held == 4
     finally:
         app.config["WTF_CSRF_TIME_LIMIT"] = None
         context.close()
