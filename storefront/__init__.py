@@ -12,11 +12,6 @@ from .extensions import babel, csrf, db, htmx_ext, migrate
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parent
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
-)
-
 
 def _select_locale() -> str | None:
     """The buyer's language from Accept-Language; the default outside a request (CLI, jobs)."""
@@ -61,6 +56,10 @@ def create_app(config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=_select_locale)
     htmx_ext.init_app(app)
 
+    from . import request_body
+
+    request_body.init_app(app)  # after htmx-flask, which sets a request class of its own
+
     from . import formatting
 
     formatting.init_app(app)
@@ -68,6 +67,10 @@ def create_app(config: dict | None = None) -> Flask:
     from .payments import gateway
 
     gateway.init_app(app)
+
+    from . import parsing
+
+    parsing.init_app(app)  # the URL converters, before any route uses them
 
     from .shop import bp as shop_bp
 
@@ -82,23 +85,18 @@ def create_app(config: dict | None = None) -> Flask:
     limits.init_app(app)
     admin.init_app(app)
 
-    from . import cli, errors_http, logs
+    from . import cli, errors_http, http_security, links, logs
 
     cli.init_app(app)
     errors_http.init_app(app)
     logs.init_app(app)
+    http_security.init_app(app)
+    links.init_app(app)
 
     @app.context_processor
     def _locale():
         from flask_babel import get_locale
 
         return {"locale": str(get_locale() or "en")}
-
-    @app.after_request
-    def _security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
 
     return app

@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import Exists, Integer, bindparam, exists, insert, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
-from . import catalog, inventory
+from . import catalog, inventory, parsing
 from .database import write_transaction
 from .errors import (
     CartCheckingOut,
@@ -136,11 +136,8 @@ def parse_quantity(raw: str | None, *, allow_zero: bool) -> int:
         if allow_zero:
             return 0
         raise InvalidQuantity(raw)
-    raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 6:
-        raise InvalidQuantity(raw)
-    n = int(raw)
-    if n > MAX_SANE_QUANTITY or (n == 0 and not allow_zero):
+    n = parsing.ascii_int(raw.strip(), max_digits=6)
+    if n is None or n > MAX_SANE_QUANTITY or (n == 0 and not allow_zero):
         raise InvalidQuantity(raw)
     return n
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,10 +30,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from . import cart as carts
-from . import fulfilment, mail
+from . import fulfilment, mail, parsing
 from .database import write_transaction
 from .errors import (
     AttendeeNameMissing,
+    AttendeeNameUnprintable,
     CartLapsed,
     InvalidEmail,
     NothingToPay,
@@ -56,7 +56,6 @@ SESSION_SLACK = timedelta(minutes=1)
 MIN_REUSABLE = SESSION_LIFETIME + timedelta(seconds=5)
 
 NAME_MAX = 100
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -69,20 +68,24 @@ class CheckoutStarted:
 
 
 def valid_email(raw: str | None) -> str:
-    email = (raw or "").strip()
-    if len(email) > 254 or not _EMAIL.match(email):
+    """The buyer's one plain address (``parsing.plain_email``), or ``InvalidEmail``."""
+    email = parsing.plain_email((raw or "").strip())
+    if email is None:
         raise InvalidEmail()
     return email
 
 
 def valid_names(names: list[tuple[str, str]], count: int) -> list[list[str]]:
-    """One (first, last) pair per ticket, each present and at most NAME_MAX long."""
+    """One (first, last) pair per ticket, each present, at most NAME_MAX long and
+    free of control characters."""
     cleaned = []
     for position in range(1, count + 1):
         first, last = names[position - 1] if position <= len(names) else ("", "")
         first, last = (first or "").strip(), (last or "").strip()
         if not first or not last or len(first) > NAME_MAX or len(last) > NAME_MAX:
             raise AttendeeNameMissing(position)
+        if parsing.has_control_characters(first + last):
+            raise AttendeeNameUnprintable(position)
         cleaned.append([first, last])
     return cleaned
 

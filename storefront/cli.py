@@ -3,6 +3,8 @@ payment-review | stripe-sandbox | organiser create | organiser invite | organise
 
 from __future__ import annotations
 
+import os
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -180,12 +182,28 @@ def init_app(app: Flask) -> None:
         upgrade()
         seed_demo()
         email, password = seed_demo_owner(app.instance_path)
+        if not os.environ.get("PUBLIC_BASE_URL", "").strip():
+            # Links (Stripe's return URLs, mails) must reach this very server.
+            app.config["PUBLIC_BASE_URL"] = demo_base_url(host, port)
+        plain_http = app.config["PUBLIC_BASE_URL"].startswith("http:")
+        if plain_http and not os.environ.get("SESSION_COOKIE_SECURE", "").strip():
+            # The demo serves plain http: a Secure cookie would never come back.
+            app.config["SESSION_COOKIE_SECURE"] = False
         sandbox = app.extensions.get("stripe_sandbox")
         if sandbox is not None and not sandbox.config.webhook_urls:
             # The built-in sandbox tells this very app about payments, as Stripe would.
-            sandbox.config.webhook_urls = [f"http://{host}:{port}/webhooks/stripe"]
-        click.echo(f"Storefront demo on http://{host}:{port}")
-        click.echo(f"Admin on http://{host}:{port}/admin/ : sign in as {email} with the password {password}")
+            sandbox.config.webhook_urls = [demo_base_url(host, port) + "/webhooks/stripe"]
+        click.echo(f"Storefront demo on http://{host}:{port} (links point to {app.config['PUBLIC_BASE_URL']})")
+        click.echo(f"Admin on {app.config['PUBLIC_BASE_URL']}/admin/ : sign in as {email} with the password {password}")
         click.echo(f"  (kept in instance/{DEMO_PASSWORD_FILE})")
         # app.run() refuses to block inside a flask command; run_simple is what it wraps.
         run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def demo_base_url(host: str, port: int) -> str:
+    """The address a browser on this machine uses for ``flask demo --host H --port P``."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"  # listening everywhere: this machine's own address works
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -21,6 +21,16 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _flag(name: str) -> bool | None:
+    """``1``/``0`` from the environment; None when unset (the default decides)."""
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return None
+    if raw not in ("0", "1"):
+        raise RuntimeError(f"{name} must be 1 or 0, got {raw!r}")
+    return raw == "1"
+
+
 def database_url(instance_path: str) -> str:
     """DATABASE_URL, with the psycopg 3 driver chosen for plain postgresql:// URLs."""
     url = os.environ.get("DATABASE_URL", "").strip()
@@ -62,6 +72,9 @@ def stripe_settings(instance_path: str) -> dict:
     return {
         "STRIPE_SECRET_KEY": key,
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or None,
+        # The origin of the hosted payment page, when it is not where the rest implies
+        # (a custom Checkout domain; a sandbox with --public-url): the CSP's form-action.
+        "STRIPE_CHECKOUT_ORIGIN": os.environ.get("STRIPE_CHECKOUT_ORIGIN", "").strip().rstrip("/") or None,
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "").strip()
         or (generated_once(instance_path, "stripe_sandbox_webhook_secret", "whsec_") if sandbox else None),
         "STRIPE_SANDBOX_KEY": generated_once(instance_path, "stripe_sandbox_key", "sk_test_") if sandbox else None,
@@ -93,6 +106,24 @@ def mail_settings(instance_path: str) -> dict:
     }
 
 
+def request_limits() -> dict:
+    """How much of a request is read (Flask's own settings; larger is a 413, unread).
+
+    The shop's forms are small and urlencoded: the largest, checkout, is an email and
+    two names of at most 100 characters per ticket (under 20 KiB encoded for 10
+    tickets in any script). Werkzeug holds multipart bodies, which no page sends, to
+    the part count and to the field memory too (it checks the latter per read chunk,
+    so a multipart body much larger than it is refused whole). Stripe's events are a
+    few kilobytes.
+    """
+    return {
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
+        "MAX_FORM_MEMORY_SIZE": _int("MAX_FORM_MEMORY_SIZE", 16 * 1024),
+        "MAX_FORM_PARTS": _int("MAX_FORM_PARTS", 200),
+        "WEBHOOK_MAX_CONTENT_LENGTH": _int("WEBHOOK_MAX_CONTENT_LENGTH", 512 * 1024),
+    }
+
+
 def from_environment(instance_path: str) -> dict:
     return {
         **stripe_settings(instance_path),
@@ -118,9 +149,9 @@ def from_environment(instance_path: str) -> dict:
         # Password-reset mails asked for, per email and per client address.
         "LIMIT_STAFF_RESET_ACCOUNT": os.environ.get("LIMIT_STAFF_RESET_ACCOUNT") or "3 per hour",
         "LIMIT_STAFF_RESET_ADDRESS": os.environ.get("LIMIT_STAFF_RESET_ADDRESS") or "10 per hour",
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "") == "1",
+        **request_limits(),
+        # None: Secure unless in demo mode (storefront/http_security.py settles it).
+        "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),
         "BABEL_DEFAULT_LOCALE": "en",
         "LANGUAGES": ["en", "fr"],
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

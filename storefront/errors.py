@@ -209,6 +209,17 @@ class AttendeeNameMissing(StorefrontError):
         )
 
 
+class AttendeeNameUnprintable(StorefrontError):
+    """A name for ticket number ``position`` holds control characters (a tab, a line break…)."""
+
+    def __init__(self, position: int):
+        super().__init__(position)
+        self.position = position
+
+    def message(self) -> str:
+        return _("The name for ticket %(num)d holds characters that cannot be printed on a ticket.", num=self.position)
+
+
 class PaymentServiceUnavailable(StorefrontError):
     """Stripe errored or could not be reached: nothing was charged, the cart stays held."""
 

@@ -8,7 +8,11 @@ from flask import Response, make_response, render_template, request
 from flask import redirect as flask_redirect
 
 HX_REDIRECT = "HX-Redirect"
+HX_RESWAP = "HX-Reswap"
+HX_RETARGET = "HX-Retarget"
 HX_TRIGGER = "HX-Trigger"
+# The element of base.html that shows a failed request's message.
+MESSAGES = "#messages"
 STOP_POLLING = 286
 
 
@@ -46,4 +50,13 @@ def trigger(response: Response, event: str, detail: object = None) -> Response:
     events = json.loads(response.headers.get(HX_TRIGGER, "{}"))
     events[event] = detail if detail is not None else ""
     response.headers[HX_TRIGGER] = json.dumps(events)
+    return response
+
+
+def show_message(response: Response) -> Response:
+    """Swap this answer into the page's message area (``MESSAGES``) instead of the
+    element the request meant to replace."""
+    response.headers[HX_RETARGET] = MESSAGES
+    response.headers[HX_RESWAP] = "innerHTML"
+    response.vary.add("HX-Request")
     return response

@@ -39,8 +39,10 @@ from flask_babel import force_locale, gettext
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
+from . import parsing
 from .database import write_transaction
 from .extensions import db
+from .links import public_url
 from .models import AttemptStatus, Event, Order, OrderStatus, PaymentAttempt, Ticket, TicketType, utcnow
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,10 @@ def _send_once(who: str, what: str, build, model, column, row_id: int, *conditio
     try:
         message, name = build(row_id)
         deliver(message, name)
+    except InvalidRecipient as refused:
+        log.error("%s: %s refused, %s; it stays unsent until a person corrects the address", who, what, refused)
+        _unclaim(model, column, row_id)
+        return False
     except Exception:
         log.exception("%s: sending the %s failed; it will be retried", who, what)
         _unclaim(model, column, row_id)
@@ -232,11 +238,20 @@ def _refund_notice(attempt_id: int) -> tuple[EmailMessage, str]:
     return message, f"refund-attempt{attempt.id}"
 
 
+class InvalidRecipient(ValueError):
+    """A message may only go to one plain address; this is not one."""
+
+
 def _message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
+    # Checkout accepts nothing else, but rows written before it checked, or an address
+    # from Stripe, must not make a message for two recipients, or for someone else.
+    recipient = parsing.plain_email(to)
+    if recipient is None:
+        raise InvalidRecipient(f"not one plain address: {to!r}")
     message = EmailMessage()
     sender = current_app.config["MAIL_FROM"]
     message["From"] = sender
-    message["To"] = to
+    message["To"] = recipient
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
@@ -250,13 +265,6 @@ def _message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
 def staff_message(*, to: str, subject: str, text: str, html: str) -> EmailMessage:
     """A mail to a staff member (an invitation, a password reset link), ready for ``deliver``."""
     return _message(to=to, subject=subject, text=text, html=html)
-
-
-def public_url(endpoint: str, **values) -> str:
-    """An absolute link for a mail: ``PUBLIC_BASE_URL`` + the route's path. Not the
-    current request's host: inside a webhook that is whoever delivered it."""
-    path = current_app.url_map.bind("localhost").build(endpoint, values)
-    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
 
 
 # --- delivery -------------------------------------------------------------------------------------

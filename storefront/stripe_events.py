@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import cart as carts
-from . import fulfilment
+from . import fulfilment, parsing
 from .database import write_transaction
 from .extensions import db
 from .models import AttemptStatus, Order, OrderStatus, PaymentAttempt, Ticket, TicketStatus, WebhookEvent, utcnow
@@ -37,8 +37,16 @@ HANDLED_EVENTS = (
 )
 
 
+class MalformedEventObject(ValueError):
+    """A verified event of a type we handle whose object lacks what its handler reads."""
+
+
 def record_and_handle(event, payload: bytes) -> str:
-    """Store and process one verified event; returns the outcome recorded."""
+    """Store and process one verified event; returns the outcome recorded.
+
+    Raises ``MalformedEventObject``, having stored nothing, when an event of a handled
+    type does not carry what its handler reads (``check_object``)."""
+    check_object(event)
     now = utcnow()
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     with write_transaction():
@@ -75,6 +83,88 @@ def record_and_handle(event, payload: bytes) -> str:
         )
     log.info("stripe event %s (%s): %s", event.id, event.type, outcome)
     return outcome
+
+
+# --- what each handler reads from the event's object -------------------------------------------
+# Stripe always sends these shapes; anything else (forged by whoever holds the secret,
+# or garbled) is refused before it is stored, instead of failing in a handler with a
+# 500 that Stripe would retry for days.
+
+
+def _text(max_length: int):
+    return lambda value: isinstance(value, str) and len(value) <= max_length
+
+
+def _id(prefix: str):
+    return lambda value: parsing.stripe_id(value, prefix) is not None
+
+
+def _id_or_expanded(prefix: str):
+    return lambda value: _id(prefix)(value) or (isinstance(value, dict) and _id(prefix)(value.get("id")))
+
+
+def _amount(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= parsing.MAX_DB_ID
+
+
+def _flag(value) -> bool:
+    return isinstance(value, bool)
+
+
+def _metadata(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and _text(500)(v) for k, v in value.items())
+
+
+def _fields(**spec):
+    """An object whose listed fields, where present and not null, pass their checks."""
+    return lambda value: (
+        isinstance(value, dict) and all(value.get(name) is None or check(value[name]) for name, check in spec.items())
+    )
+
+
+_EMAIL = _text(254)
+_SESSION = {
+    "payment_status": _text(50),
+    "status": _text(50),
+    "payment_intent": _id_or_expanded("pi_"),
+    "customer_details": _fields(email=_EMAIL),
+    "customer_email": _EMAIL,
+    "amount_total": _amount,
+    "currency": _text(3),
+    "metadata": _metadata,
+}
+# Per handled type: the fields that must be there, and the optional ones' checks.
+OBJECT_SHAPES = {
+    **{kind: ({"id": _id("cs_")}, _SESSION) for kind in HANDLED_EVENTS if kind.startswith("checkout.session.")},
+    "payment_intent.payment_failed": (
+        {"id": _id("pi_")},
+        {
+            "metadata": _metadata,
+            "last_payment_error": _fields(
+                type=_text(100), code=_text(100), decline_code=_text(100), message=_text(5000)
+            ),
+        },
+    ),
+    "charge.refunded": (
+        {"id": _id("ch_"), "amount_refunded": _amount, "refunded": _flag},
+        {"payment_intent": _id_or_expanded("pi_")},
+    ),
+}
+
+
+def check_object(event) -> None:
+    """Raise ``MalformedEventObject`` if a handled event's object is not what its handler reads."""
+    shape = OBJECT_SHAPES.get(event.type)
+    if shape is None:
+        return  # not handled: stored and ignored
+    required, optional = shape
+    obj = event.data.object.to_dict()
+    for name, check in required.items():
+        if name not in obj or not check(obj[name]):
+            raise MalformedEventObject(f"{event.type}: {name} missing or malformed")
+    for name, check in optional.items():
+        if obj.get(name) is not None and not check(obj[name]):
+            raise MalformedEventObject(f"{event.type}: {name} malformed")
 
 
 def _dispatch(event) -> str:

@@ -77,6 +77,8 @@ def shop(database_urls, backend, sandbox, request):
     app = shop_app_for(database_urls, backend, sandbox, **(marker.kwargs if marker else {}))
     clean(app)
     live = LiveServer(app)
+    # Stripe's return URLs and the order links lead to this server (its port is known now).
+    app.config["PUBLIC_BASE_URL"] = live.base
     url = live.base + "/webhooks/stripe"
     sandbox.control("POST", "/_sandbox/endpoints", {"url": url})
     try:

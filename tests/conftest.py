@@ -124,6 +124,9 @@ def make_app(url: str, **overrides):
         "TESTING": True,
         "SECRET_KEY": "test-secret",
         "WTF_CSRF_ENABLED": False,
+        # Test apps serve plain http (the test client, loopback servers): a Secure
+        # cookie would not come back from a browser. test_http_security.py tests the defaults.
+        "SESSION_COOKIE_SECURE": False,
         "HOLD_MINUTES": 15,
         "MAX_TICKETS_PER_CART": 10,
         "LOW_STOCK_THRESHOLD": 10,

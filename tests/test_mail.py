@@ -53,7 +53,10 @@ def outbox(tmp_path) -> Path:
 def shop(database_urls, backend, sandbox, outbox):
     """The storefront against the sandbox process (as in checkout_support), its mail
     going to this test's own outbox folder."""
-    app = shop_app_for(database_urls, backend, sandbox, MAIL_OUTBOX=str(outbox), PUBLIC_BASE_URL=BASE)
+    # An https address: the session cookie must then be Secure (the test client sends it back anyway).
+    app = shop_app_for(
+        database_urls, backend, sandbox, MAIL_OUTBOX=str(outbox), PUBLIC_BASE_URL=BASE, SESSION_COOKIE_SECURE=True
+    )
     clean(app)
     live = LiveServer(app)
     url = live.base + "/webhooks/stripe"

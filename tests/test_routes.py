@@ -262,7 +262,8 @@ def test_change_quantity(client, with_htmx):
     assert ticket_type(line.ticket_type_id).held == 4
 
 
-@pytest.mark.parametrize("raw", ["0", "-2", "x", "", "100000000"])
+# Digits other than ASCII too: Python's isdigit() and int() take "²" (a 500 once) and "١", "１" (3 tickets held once).
+@pytest.mark.parametrize("raw", ["0", "-2", "x", "", "100000000", "²", "١", "٣", "１", "𝟑", "3²"])
 def test_change_quantity_refuses_bad_input(client, raw):
     event, cart = _filled(client, (2,))
     line = cart.items[0]

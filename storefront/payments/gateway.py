@@ -16,15 +16,20 @@ Callers catch the exceptions re-exported here and never import ``stripe`` themse
 
 from __future__ import annotations
 
+import json
+import re
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 from flask import Flask, current_app, has_request_context, request
 from requests.structures import CaseInsensitiveDict
 from werkzeug.test import Client
 
+from .. import parsing
 from .sandbox.config import LiveKeyError, SandboxConfig, looks_live
 
 # What callers catch (so that only this module imports stripe).
@@ -115,11 +120,85 @@ class Gateway:
 
     # --- webhooks ---------------------------------------------------------------------
 
-    def construct_event(self, payload: bytes | str, sig_header: str | None):
-        """The verified event; raises ``SignatureVerificationError`` (or ``ValueError`` for bad JSON)."""
+    def construct_event(self, payload: bytes | str, sig_header: str | None, *, now: float | None = None):
+        """The verified event.
+
+        Raises ``SignatureVerificationError`` for a missing, bad, stale or future
+        signature (stripe's library refuses only the stale ones: a timestamp more than
+        ``WEBHOOK_TOLERANCE`` seconds ahead is refused here), and ``MalformedEvent``
+        for a signed payload that is not a Stripe event (not JSON, not an object, no
+        ``id``/``type``/``data.object``).
+        """
         if not self.webhook_secret:
             raise SignatureVerificationError("No STRIPE_WEBHOOK_SECRET configured", sig_header)
-        return stripe.Webhook.construct_event(payload, sig_header or "", self.webhook_secret)
+        if isinstance(payload, bytes | bytearray):
+            try:
+                payload = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SignatureVerificationError("The payload is not UTF-8", sig_header) from None
+        stripe.WebhookSignature.verify_header(payload, sig_header or "", self.webhook_secret, WEBHOOK_TOLERANCE)
+        if _signed_at(sig_header or "") > (time.time() if now is None else now) + WEBHOOK_TOLERANCE:
+            raise SignatureVerificationError("Timestamp in the future, outside the tolerance zone", sig_header)
+        try:
+            values = json.loads(payload)
+        except (ValueError, RecursionError):
+            raise MalformedEvent("not JSON (or nested beyond what the parser takes)") from None
+        _check_event_envelope(values)
+        try:
+            return stripe.Event.construct_from(values, None)
+        except Exception as error:  # whatever the library cannot build from it is no event of Stripe's
+            raise MalformedEvent(f"not buildable as an event: {type(error).__name__}") from error
+
+
+class MalformedEvent(ValueError):
+    """A correctly signed webhook payload that is not a Stripe event."""
+
+
+# Stripe's own default: how far a signature's timestamp may be from now, either way.
+WEBHOOK_TOLERANCE = stripe.Webhook.DEFAULT_TOLERANCE
+_EVENT_TYPE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
+# Stripe's objects nest a handful of levels (an event, its object, an expanded charge…).
+MAX_EVENT_DEPTH = 32
+
+
+def _signed_at(sig_header: str) -> int:
+    """The ``t=`` of a header ``verify_header`` accepted (so there is exactly one valid one)."""
+    for item in sig_header.split(","):
+        key, _, value = item.partition("=")
+        if key == "t":
+            return int(value)
+    raise SignatureVerificationError("No timestamp in the signature header", sig_header)
+
+
+def _check_event_envelope(values: Any) -> None:
+    """What every handler relies on: an object with an ``evt_`` id, a dotted type, and
+    ``data.object`` an object with an id; nested no deeper than Stripe's objects are,
+    and no NUL anywhere (PostgreSQL text cannot hold one, and Stripe never sends one)."""
+    if not isinstance(values, dict):
+        raise MalformedEvent(f"a JSON {type(values).__name__}, not an object")
+    if parsing.stripe_id(values.get("id"), "evt_") is None:
+        raise MalformedEvent("no evt_ id")
+    kind = values.get("type")
+    if not isinstance(kind, str) or len(kind) > 100 or not _EVENT_TYPE.fullmatch(kind):
+        raise MalformedEvent("no type")
+    data = values.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise MalformedEvent("no data.object")
+    if not isinstance(data["object"].get("id"), str):
+        raise MalformedEvent("data.object has no id")
+    # Walked without recursion: a deep payload must not exhaust the stack.
+    pending: list[tuple[Any, int]] = [(values, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_EVENT_DEPTH:
+            raise MalformedEvent("nested too deep")
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise MalformedEvent("a NUL character")
+        elif isinstance(value, dict):
+            pending.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
 
 
 def _options(idempotency_key: str | None) -> dict[str, Any]:
@@ -246,6 +325,25 @@ def init_app(app: Flask) -> None:
         # In process there is no network to retry over.
         max_network_retries=0,
     )
+
+
+# Where Stripe serves its hosted Checkout page.
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+
+
+def hosted_page_origin(config: Mapping[str, Any]) -> str | None:
+    """The origin of the page a Checkout Session's ``url`` opens (the checkout form's
+    303 goes there): ``STRIPE_CHECKOUT_ORIGIN`` if set (a custom domain at Stripe, or a
+    sandbox started with ``--public-url``); Stripe's for the real Stripe; the API's own
+    origin for a sandbox running as its own process; None for the in-process sandbox,
+    whose page is on the shop's own origin."""
+    if config.get("STRIPE_CHECKOUT_ORIGIN"):
+        return config["STRIPE_CHECKOUT_ORIGIN"].rstrip("/")
+    api_base = config.get("STRIPE_API_BASE")
+    if api_base in (None, stripe.DEFAULT_API_BASE):
+        return STRIPE_CHECKOUT_ORIGIN if config.get("STRIPE_SECRET_KEY") else None
+    parts = urlsplit(api_base)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def get_gateway() -> Gateway:

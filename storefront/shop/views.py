@@ -8,9 +8,10 @@ from flask import abort, current_app, flash, render_template, request, session, 
 from flask_babel import gettext as _
 
 from .. import cart as carts
-from .. import catalog, htmx
+from .. import catalog, htmx, parsing
 from .. import checkout as checkouts
-from ..errors import CartCheckingOut, CartHoldsOtherEvent, InvalidQuantity, StorefrontError
+from ..errors import CartCheckingOut, CartHoldsOtherEvent, InvalidQuantity, StorefrontError, UnknownTicketType
+from ..links import public_url
 from ..models import utcnow
 from . import bp
 
@@ -37,7 +38,7 @@ def events():
     return render_template("shop/events.html", events=upcoming, cart=carts.view_cart(_cart_token(), now), now=now)
 
 
-@bp.get("/events/<slug>")
+@bp.get("/events/<slug:slug>")
 def event(slug: str):
     event = catalog.published_event(slug)
     if event is None:
@@ -46,7 +47,7 @@ def event(slug: str):
     return render_template("shop/event.html", **_event_context(event, carts.view_cart(_cart_token(), now), now))
 
 
-@bp.post("/events/<slug>/cart")
+@bp.post("/events/<slug:slug>/cart")
 def add_to_cart(slug: str):
     try:
         quantities = _parse_add_form()
@@ -60,15 +61,19 @@ def add_to_cart(slug: str):
 
 
 def _parse_add_form() -> dict[int, int]:
-    """``quantity-<ticket type id>`` fields; anything else named quantity-… is bad input."""
+    """``quantity-<ticket type id>`` fields; anything else named quantity-… is bad input,
+    and an id no row can have names no ticket type."""
     quantities: dict[int, int] = {}
     for name, raw in request.form.items():
         if not name.startswith("quantity-"):
             continue
         key = name.removeprefix("quantity-")
-        if not key.isdigit() or len(key) > 12:
+        if not parsing.is_ascii_digits(key):
             raise InvalidQuantity(raw)
-        quantities[int(key)] = carts.parse_quantity(raw, allow_zero=True)
+        tt_id = parsing.db_id(key)
+        if tt_id is None:
+            raise UnknownTicketType()
+        quantities[tt_id] = carts.parse_quantity(raw, allow_zero=True)
     return quantities
 
 
@@ -90,7 +95,7 @@ def cart():
     return htmx.render("shop/cart.html", "_partials/cart.html", cart=carts.view_cart(_cart_token(), now), now=now)
 
 
-@bp.post("/cart/lines/<int:line_id>")
+@bp.post("/cart/lines/<id:line_id>")
 def update_line(line_id: int):
     return _change_cart(
         lambda: carts.set_quantity(
@@ -99,7 +104,7 @@ def update_line(line_id: int):
     )
 
 
-@bp.post("/cart/lines/<int:line_id>/remove")
+@bp.post("/cart/lines/<id:line_id>/remove")
 def remove_line(line_id: int):
     return _change_cart(lambda: carts.remove_line(_cart_token(), line_id))
 
@@ -116,6 +121,8 @@ def lapse():
 
 
 def _change_cart(change):
+    # Decided before anything changes: an unsafe target is no reason to fail after a commit.
+    back_to = parsing.local_redirect_target(request.form.get("next")) or url_for("shop.cart")
     event_slug = _cart_event_slug()
     try:
         _leaving_checkout(change)
@@ -128,7 +135,7 @@ def _change_cart(change):
         ), error.status
     if htmx.wants_fragment():
         return _cart_fragment(changed_event_slug=event_slug)
-    return htmx.redirect(_safe_next() or url_for("shop.cart"))
+    return htmx.redirect(back_to)
 
 
 def _leaving_checkout(change, adding_to_event: str | None = None):
@@ -150,13 +157,6 @@ def _cart_event_slug() -> str | None:
     view = carts.view_cart(_cart_token())
     items = view.cart.items if view.cart is not None else []
     return items[0].ticket_type.event.slug if items else None
-
-
-def _safe_next() -> str | None:
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
 
 
 def _cart_fragment(error: StorefrontError | None = None, changed_event_slug: str | None = None):
@@ -214,8 +214,8 @@ def start_checkout():
             _cart_token(),
             request.form.get("email"),
             names,
-            success_url=url_for("shop.checkout_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
-            cancel_url=url_for("shop.cart", _external=True),
+            success_url=public_url("shop.checkout_success") + "?session_id={CHECKOUT_SESSION_ID}",
+            cancel_url=public_url("shop.cart"),
         )
     except StorefrontError as error:
         now = utcnow()
@@ -228,22 +228,27 @@ def start_checkout():
 def _waited() -> tuple[int, float]:
     """When the buyer landed on the success page (carried in the poll's URL), and how long ago."""
     now = int(time.time())
-    raw = request.args.get("started", "")
-    started = int(raw) if raw.isdigit() and now - 3600 < int(raw) <= now else now
+    given = parsing.ascii_int(request.args.get("started"), max_digits=12)
+    started = given if given is not None and now - 3600 < given <= now else now
     return started, now - started
+
+
+def _session_id() -> str | None:
+    """The Checkout Session the success page is about (Stripe put it in the URL)."""
+    return parsing.stripe_id(request.args.get("session_id"), "cs_")
 
 
 @bp.get("/checkout/success")
 def checkout_success():
     started, waited = _waited()
-    state = checkouts.payment_state(_cart_token(), request.args.get("session_id"), waited)
+    state = checkouts.payment_state(_cart_token(), _session_id(), waited)
     return _payment_status(state, started)
 
 
 @bp.get("/checkout/status")
 def checkout_status():
     started, waited = _waited()
-    state = checkouts.payment_state(_cart_token(), request.args.get("session_id"), waited)
+    state = checkouts.payment_state(_cart_token(), _session_id(), waited)
     return _payment_status(state, started)
 
 
@@ -256,12 +261,12 @@ def _payment_status(state, started: int):
         "_partials/payment_status.html",
         status=status,
         state=state,
-        session_id=request.args.get("session_id", ""),
+        session_id=_session_id() or "",
         started=started,
     )
 
 
-@bp.get("/orders/<token>")
+@bp.get("/orders/<token:token>")
 def order(token: str):
     found = checkouts.order_by_token(token)
     if found is None:
