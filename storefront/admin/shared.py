@@ -3,7 +3,6 @@ headers, and where a signed-in member lands."""
 
 from __future__ import annotations
 
-
 from flask import render_template, url_for
 from flask_login import current_user
 
