@@ -3,7 +3,10 @@ over real HTTP so the sandbox's signed webhooks reach ``/webhooks/stripe``; a bu
 going through the shop with the test client; and the promise checks.
 
 The storefront runs on SQLite and on PostgreSQL (the ``backend`` fixture); Stripe is
-the sandbox process (``sandbox``), reached through the real ``stripe`` library.
+the sandbox process (``sandbox``, this module's own), reached through the real ``stripe``
+library. The sandbox's webhook endpoint is configuration, given when it starts, so the
+storefront's port is chosen first: one ``ShopServer`` for the whole session, serving
+the app of the test that runs now.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from contextlib import contextmanager
 
 import pytest
 import stripe
@@ -33,7 +37,7 @@ from storefront.models import (
 from storefront.payments import gateway as gw
 
 from .conftest import backend_url, clean, make_app
-from .sandbox_support import TEST_KEY, WEBHOOK_SECRET, wait_until
+from .sandbox_support import TEST_KEY, WEBHOOK_SECRET, SandboxProcess, Shared, wait_until
 
 CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
@@ -42,21 +46,86 @@ IBAN_OK = "DE89370400440532013000"
 IBAN_FAILS = "DE62370400440532013001"
 
 
-class LiveServer:
-    """The storefront on a free loopback port (werkzeug, threaded), so the sandbox
-    process can deliver webhooks to it over HTTP."""
+class ShopServer:
+    """The storefront on a loopback port of its own (werkzeug, threaded), so the sandbox
+    process can deliver webhooks to it over HTTP. One port for the whole session, known
+    before the sandbox starts; it serves the app of the test running now (``serving``),
+    and answers 503 between tests, which the sandbox retries like any failed delivery."""
 
-    def __init__(self, app) -> None:
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+    def __init__(self) -> None:
+        self.app = None
+        self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_port}"
+        self.webhook_url = self.base + "/webhooks/stripe"
         self.thread = threading.Thread(target=self.server.serve_forever, name="storefront-live", daemon=True)
         self.thread.start()
+
+    def _dispatch(self, environ, start_response):
+        app = self.app
+        if app is None:
+            start_response("503 Service Unavailable", [("Content-Length", "0")])
+            return [b""]
+        return app(environ, start_response)
+
+    @contextmanager
+    def serving(self, app):
+        self.app = app
+        try:
+            yield self.base
+        finally:
+            self.app = None
 
     def close(self) -> None:
         self.server.shutdown()
         self.thread.join(timeout=10)
         self.server.server_close()
+
+
+def _start_shop_sandbox(path) -> SandboxProcess:
+    server = ShopServer()
+    process = SandboxProcess(path, "--webhook-url", server.webhook_url)
+    process.shop_server = server
+    try:
+        return process.start()
+    except BaseException:
+        server.close()
+        raise
+
+
+def _stop_shop_sandbox(process: SandboxProcess) -> None:
+    try:
+        process.stop()
+    finally:
+        process.shop_server.close()
+
+
+_shared: dict[str, Shared] = {}
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """The sandbox process of the checkout tests, delivering its webhooks to the
+    storefront's ``/webhooks/stripe`` on ``sandbox.shop_server``."""
+    if "sandbox" not in _shared:
+        _shared["sandbox"] = Shared(
+            lambda: _start_shop_sandbox(tmp_path_factory.mktemp("shop-stripe-sandbox") / "sandbox.db"),
+            _stop_shop_sandbox,
+        )
+    with _shared["sandbox"] as process:
+        yield process
+
+
+@contextmanager
+def serving_shop(app, sandbox):
+    """``app`` answers on the sandbox's webhook endpoint; afterwards the sandbox forgets
+    this test's objects, events, pending deliveries and faults, so none of them reaches
+    the next test's app."""
+    try:
+        with sandbox.shop_server.serving(app) as base:
+            yield base
+    finally:
+        sandbox.control("POST", "/_sandbox/reset")
 
 
 def shop_app_for(database_urls, backend, sandbox, **overrides):
@@ -71,25 +140,19 @@ def shop_app_for(database_urls, backend, sandbox, **overrides):
 
 @pytest.fixture
 def shop(database_urls, backend, sandbox, request):
-    """The storefront app against the sandbox process, its webhook endpoint registered
-    with the sandbox for this test only; faults armed by the test are cleared after."""
+    """The storefront app against the sandbox process, served where the sandbox delivers
+    its webhooks for this test only; faults armed by the test are cleared after."""
     marker = request.node.get_closest_marker("app_config")
     app = shop_app_for(database_urls, backend, sandbox, **(marker.kwargs if marker else {}))
     clean(app)
-    live = LiveServer(app)
-    # Stripe's return URLs and the order links lead to this server (its port is known now).
-    app.config["PUBLIC_BASE_URL"] = live.base
-    url = live.base + "/webhooks/stripe"
-    sandbox.control("POST", "/_sandbox/endpoints", {"url": url})
+    # Stripe's return URLs and the order links lead to the server the sandbox delivers to.
+    app.config["PUBLIC_BASE_URL"] = sandbox.shop_server.base
     try:
-        with app.app_context():
-            app.live_url = live.base
+        with serving_shop(app, sandbox) as base, app.app_context():
+            app.live_url = base
             yield app
             db.session.remove()
     finally:
-        sandbox.control("DELETE", "/_sandbox/endpoints", {"url": url})
-        sandbox.control("DELETE", "/_sandbox/faults")
-        live.close()
         clean(app)
 
 

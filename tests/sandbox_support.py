@@ -3,7 +3,10 @@ Stripe's JSON Schema, and small helpers. Test modules import the fixtures they u
 
 The sandbox runs as ``python -m storefront.payments.sandbox`` on a free loopback port
 with its own SQLite file, exactly as a developer or CI would start it; tests talk to it
-over HTTP with the real ``stripe`` library and, for test-only controls, plain JSON.
+over HTTP with the real ``stripe`` library and, for test-only controls, JSON with the
+sandbox's API key. Its webhook endpoints are given when it starts (``--webhook-url``),
+as nothing can add one later: the shared ``sandbox`` delivers to a ``Receiver`` in this
+process, at ``HOOK_PATH``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ TEST_KEY = "sk_test_sandbox_tests_0123456789"
 FAKE_LIVE_KEY = LIVE_KEY_PREFIXES[0] + "not_a_real_key"
 FAKE_LIVE_RESTRICTED_KEY = LIVE_KEY_PREFIXES[1] + "not_a_real_key"
 WEBHOOK_SECRET = "whsec_sandbox_tests_secret"
+# Where the shared sandbox delivers its webhooks, on its receiver.
+HOOK_PATH = "/hooks/sandbox"
 
 
 def free_port() -> int:
@@ -63,6 +68,9 @@ class SandboxProcess:
     def __init__(self, db_path: Path, *extra: str) -> None:
         self.db_path = db_path
         self.extra = extra
+        # The key for the control API: the one --api-key allows, else any test key.
+        self.key = extra[extra.index("--api-key") + 1] if "--api-key" in extra else TEST_KEY
+        self.receiver: Receiver | None = None
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -104,11 +112,15 @@ class SandboxProcess:
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:
             pytest.fail(f"the sandbox exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
+        request = urllib.request.Request(self.base + "/_sandbox/health", headers=self._auth())
         try:
-            with urllib.request.urlopen(self.base + "/_sandbox/health", timeout=1) as response:
+            with urllib.request.urlopen(request, timeout=1) as response:
                 return response.status == 200
         except OSError:
             return False
+
+    def _auth(self) -> dict:
+        return {"Authorization": f"Bearer {self.key}"}
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -127,9 +139,12 @@ class SandboxProcess:
     # --- the control API (JSON) ---
 
     def control(self, method: str, path: str, body: dict | None = None, expect: int | None = 200) -> Any:
+        """A control API call with the sandbox's key; a POST or DELETE carries a JSON object."""
+        if body is None and method != "GET":
+            body = {}
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json", **self._auth()}
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -149,24 +164,61 @@ class SandboxProcess:
         return self.control("GET", "/_sandbox/deliveries" + query)["deliveries"]
 
 
-_shared: dict[str, Any] = {"process": None, "users": 0}
+class Shared:
+    """One thing for the whole test session, shared by every module that imports a
+    session fixture handing it out (each import registers its own session-scoped copy;
+    they all hand out the same thing, and the last one to finish stops it)."""
+
+    def __init__(self, start: Callable[[], Any], stop: Callable[[Any], None]) -> None:
+        self._start, self._stop = start, stop
+        self.value: Any = None
+        self.users = 0
+
+    def __enter__(self) -> Any:
+        if self.value is None:
+            self.value = self._start()
+        self.users += 1
+        return self.value
+
+    def __exit__(self, *exc) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self._stop(self.value)
+            self.value = None
+
+
+def _start_shared_sandbox(path: Path) -> SandboxProcess:
+    receiver = Receiver()
+    process = SandboxProcess(path, "--webhook-url", receiver.base + HOOK_PATH)
+    process.receiver = receiver
+    try:
+        return process.start()
+    except BaseException:
+        receiver.close()
+        raise
+
+
+def _stop_shared_sandbox(process: SandboxProcess) -> None:
+    try:
+        process.stop()
+    finally:
+        process.receiver.close()
+
+
+_shared: dict[str, Shared] = {}
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory):
-    """One sandbox process for the whole test session, shared by every module that
-    imports this fixture (each import registers its own session-scoped copy; they all
-    hand out the same process, and the last one to finish stops it)."""
-    if _shared["process"] is None:
-        _shared["process"] = SandboxProcess(tmp_path_factory.mktemp("stripe-sandbox") / "sandbox.db").start()
-    _shared["users"] += 1
-    try:
-        yield _shared["process"]
-    finally:
-        _shared["users"] -= 1
-        if _shared["users"] == 0:
-            _shared["process"].stop()
-            _shared["process"] = None
+    """One sandbox process for the whole test session; it delivers its webhooks to its
+    ``receiver`` at ``HOOK_PATH``."""
+    if "sandbox" not in _shared:
+        _shared["sandbox"] = Shared(
+            lambda: _start_shared_sandbox(tmp_path_factory.mktemp("stripe-sandbox") / "sandbox.db"),
+            _stop_shared_sandbox,
+        )
+    with _shared["sandbox"] as process:
+        yield process
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from storefront.extensions import db
 from storefront.models import AttemptStatus, CartStatus, Order, PaymentAttempt, WebhookEvent
 from storefront.payments import gateway as gw
 
-from .checkout_support import (  # noqa: F401 (shop: fixture)
+from .checkout_support import (  # noqa: F401 (shop, sandbox: fixtures)
     CARD_3DS,
     CARD_DECLINED,
     CARD_OK,
@@ -29,13 +29,14 @@ from .checkout_support import (  # noqa: F401 (shop: fixture)
     cart_token,
     checkout_form,
     order_of,
+    sandbox,
     session_id_of,
     shop,
     start_checkout,
     wait_for_order,
 )
 from .factories import cart_by_token, make_event, ticket_type
-from .sandbox_support import sandbox, wait_until  # noqa: F401 (sandbox: fixture)
+from .sandbox_support import wait_until
 
 
 def status_fragment(client, session_id, started=None):

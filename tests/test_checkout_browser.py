@@ -14,9 +14,15 @@ import shutil
 import pytest
 
 from .browser_support import ARTIFACTS, PageWatch
-from .checkout_support import deliver, drop_completed, order_of, shop, stripe_event  # noqa: F401 (shop: fixture)
+from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
+    deliver,
+    drop_completed,
+    order_of,
+    sandbox,
+    shop,
+    stripe_event,
+)
 from .factories import make_event, ticket_type
-from .sandbox_support import sandbox  # noqa: F401 (sandbox: fixture)
 from .test_sandbox_browser import DOC_SHOTS, browser, fill_card  # noqa: F401 (browser: fixture)
 
 pytestmark = pytest.mark.browser

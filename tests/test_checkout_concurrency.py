@@ -20,17 +20,17 @@ from storefront.database import write_transaction
 from storefront.extensions import db
 from storefront.models import AttemptStatus, Order, PaymentAttempt, utcnow
 
-from .checkout_support import (  # noqa: F401 (shop: fixture)
+from .checkout_support import (  # noqa: F401 (shop, sandbox: fixtures)
     CARD_OK,
     assert_promises,
     buy_until_stripe,
     deliver,
     drop_completed,
+    sandbox,
     shop,
     stripe_event,
 )
 from .factories import cart_by_token, make_event, ticket_type
-from .sandbox_support import sandbox, wait_until  # noqa: F401 (sandbox: fixture)
 
 BUYERS = 5
 COPIES = 4

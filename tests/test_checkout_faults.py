@@ -19,7 +19,7 @@ from storefront.extensions import db
 from storefront.models import AttemptStatus, CartStatus, Order, PaymentAttempt, WebhookEvent
 from storefront.payments import gateway as gw
 
-from .checkout_support import (  # noqa: F401 (shop: fixture)
+from .checkout_support import (  # noqa: F401 (shop, sandbox: fixtures)
     CARD_OK,
     add,
     assert_promises,
@@ -29,6 +29,7 @@ from .checkout_support import (  # noqa: F401 (shop: fixture)
     deliver,
     order_of,
     pay_but_drop_the_completion,
+    sandbox,
     shop,
     signed,
     start_checkout,
@@ -37,7 +38,7 @@ from .checkout_support import (  # noqa: F401 (shop: fixture)
     wait_for_order,
 )
 from .factories import cart_by_token, make_event, ticket_type
-from .sandbox_support import WEBHOOK_SECRET, sandbox, wait_until  # noqa: F401 (sandbox: fixture)
+from .sandbox_support import wait_until
 
 # --- signatures ---------------------------------------------------------------------------
 

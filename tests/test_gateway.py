@@ -21,10 +21,10 @@ from storefront.payments.sandbox import LiveKeyError
 from .conftest import make_app
 from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
     FAKE_LIVE_KEY,
+    HOOK_PATH,
     ROOT,
     TEST_KEY,
     WEBHOOK_SECRET,
-    Receiver,
     SandboxProcess,
     assert_stripe_shape,
     free_port,
@@ -129,28 +129,22 @@ def test_gateway_retries_over_a_500_and_a_lost_answer(remote_app, sandbox, no_fa
 
 
 def test_gateway_verifies_the_sandbox_signature_and_rejects_tampering(remote_app, sandbox):
-    receiver = Receiver()
-    url = receiver.base + "/webhooks/stripe"
-    sandbox.control("POST", "/_sandbox/endpoints", {"url": url})
-    try:
-        gateway = gw.get_gateway()
-        session = gateway.create_checkout_session(session_params())
-        sandbox.pay(session.id, card="4242424242424242")
-        wait_until(lambda: receiver.events("/webhooks/stripe", {session.id}), what="checkout.session.completed")
-        [raw] = [r for r in receiver.received["/webhooks/stripe"] if session.id.encode() in r["body"]]
-        event = gateway.construct_event(raw["body"], raw["signature"])
-        assert (event.type, event.data.object.id, event.data.object.payment_status) == (
-            "checkout.session.completed",
-            session.id,
-            "paid",
-        )
-        with pytest.raises(gw.SignatureVerificationError):
-            gateway.construct_event(raw["body"].replace(b'"paid"', b'"unpaid"'), raw["signature"])
-        with pytest.raises(gw.SignatureVerificationError):
-            gateway.construct_event(raw["body"], None)
-    finally:
-        sandbox.control("DELETE", "/_sandbox/endpoints", {"url": url})
-        receiver.close()
+    receiver = sandbox.receiver  # where the sandbox process was told to deliver
+    gateway = gw.get_gateway()
+    session = gateway.create_checkout_session(session_params())
+    sandbox.pay(session.id, card="4242424242424242")
+    wait_until(lambda: receiver.events(HOOK_PATH, {session.id}), what="checkout.session.completed")
+    [raw] = [r for r in receiver.received[HOOK_PATH] if session.id.encode() in r["body"]]
+    event = gateway.construct_event(raw["body"], raw["signature"])
+    assert (event.type, event.data.object.id, event.data.object.payment_status) == (
+        "checkout.session.completed",
+        session.id,
+        "paid",
+    )
+    with pytest.raises(gw.SignatureVerificationError):
+        gateway.construct_event(raw["body"].replace(b'"paid"', b'"unpaid"'), raw["signature"])
+    with pytest.raises(gw.SignatureVerificationError):
+        gateway.construct_event(raw["body"], None)
 
 
 # --- the built-in sandbox, mounted -----------------------------------------------------------------
@@ -262,8 +256,11 @@ def test_the_flask_command_serves_the_sandbox(tmp_path):
     try:
 
         def healthy():
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/_sandbox/health", headers={"Authorization": f"Bearer {TEST_KEY}"}
+            )
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1) as response:
+                with urllib.request.urlopen(request, timeout=1) as response:
                     return response.status == 200
             except OSError:
                 return False

@@ -23,15 +23,16 @@ from storefront.database import write_transaction
 from storefront.extensions import db
 from storefront.models import Event, Order, PaymentAttempt, WebhookEvent, utcnow
 
-from .checkout_support import (
+from .checkout_support import (  # noqa: F401 (sandbox: fixture)
     CARD_OK,
-    LiveServer,
     add,
     attempt_of,
     buy_until_stripe,
     deliver,
     drop_completed,
     order_of,
+    sandbox,
+    serving_shop,
     session_id_of,
     shop_app_for,
     stripe_event,
@@ -39,7 +40,7 @@ from .checkout_support import (
 )
 from .conftest import clean
 from .factories import make_event, ticket_type
-from .sandbox_support import free_port, sandbox, wait_until  # noqa: F401 (sandbox: fixture)
+from .sandbox_support import free_port, wait_until
 
 BASE = "https://tickets.example.org"
 
@@ -58,17 +59,11 @@ def shop(database_urls, backend, sandbox, outbox):
         database_urls, backend, sandbox, MAIL_OUTBOX=str(outbox), PUBLIC_BASE_URL=BASE, SESSION_COOKIE_SECURE=True
     )
     clean(app)
-    live = LiveServer(app)
-    url = live.base + "/webhooks/stripe"
-    sandbox.control("POST", "/_sandbox/endpoints", {"url": url})
     try:
-        with app.app_context():
+        with serving_shop(app, sandbox), app.app_context():
             yield app
             db.session.remove()
     finally:
-        sandbox.control("DELETE", "/_sandbox/endpoints", {"url": url})
-        sandbox.control("DELETE", "/_sandbox/faults")
-        live.close()
         clean(app)
 
 

@@ -2,7 +2,9 @@
 retries with backoff, each fault on demand, expiry and bank-debit settlement.
 
 The sandbox runs as its own process with short retry waits (0.3 s, doubling, 4 tries)
-and a 0.2 s sweep tick; the receiver is a tiny HTTP server in this process.
+and a 0.2 s sweep tick; the receiver is a tiny HTTP server in this process, the one
+webhook endpoint the shared sandbox was started with. Tests tell their events apart by
+the ids of the objects they made.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pytest
 import stripe
 
 from .sandbox_support import (  # noqa: F401 (sandbox, no_faults_left: fixtures)
+    HOOK_PATH,
     WEBHOOK_SECRET,
     Receiver,
     SandboxProcess,
@@ -28,10 +31,8 @@ CARD_OK = "4242424242424242"
 
 
 @pytest.fixture(scope="module")
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
+def receiver(sandbox) -> Receiver:
+    return sandbox.receiver
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +41,10 @@ def client(sandbox):
 
 
 @pytest.fixture
-def hook(sandbox, receiver, request):
-    """A webhook endpoint of this test's own (a path on the receiver), removed afterwards."""
-    path = f"/hooks/{request.node.name}"
-    url = receiver.base + path
-    sandbox.control("POST", "/_sandbox/endpoints", {"url": url})
-    yield path
-    sandbox.control("DELETE", "/_sandbox/endpoints", {"url": url})
+def hook(sandbox, receiver):
+    """The path on the receiver where the sandbox delivers; faults armed by the test are
+    cleared after it."""
+    yield HOOK_PATH
     sandbox.control("DELETE", "/_sandbox/faults")
 
 
@@ -74,7 +72,11 @@ def test_a_paid_session_is_announced_by_signed_events_that_construct_event_accep
     for event in events:
         assert_stripe_shape(event, "event")
 
-    [raw] = [r for r in receiver.received[hook] if b'"checkout.session.completed"' in r["body"]]
+    [raw] = [
+        r
+        for r in receiver.received[hook]
+        if b'"checkout.session.completed"' in r["body"] and session.id.encode() in r["body"]
+    ]
     header = raw["signature"]
     assert header.startswith("t=") and ",v1=" in header
     event = stripe.Webhook.construct_event(raw["body"], header, WEBHOOK_SECRET)
@@ -184,8 +186,9 @@ def test_refunds_announce_refund_created_and_charge_refunded(sandbox, client, re
 
 
 def test_non_2xx_answers_are_retried_with_growing_waits(sandbox, client, receiver, hook):
-    receiver.script(hook, [500, 503], match=b'"checkout.session.completed"')  # the third try gets 200
-    session, _, _ = pay(sandbox, client)
+    session = client.v1.checkout.sessions.create(params=session_params())
+    receiver.script(hook, [500, 503], match=session.id.encode())  # its completion; the third try gets 200
+    assert sandbox.pay(session.id, card=CARD_OK)["outcome"] == "succeeded"
     wait_until(lambda: receiver.events(hook, {session.id}), what="the delivery that finally succeeded")
     arrivals = [
         r
@@ -207,8 +210,9 @@ def test_non_2xx_answers_are_retried_with_growing_waits(sandbox, client, receive
 def test_a_delivery_gives_up_after_its_last_try_and_shows_in_events_with_failed_delivery(
     sandbox, client, receiver, hook
 ):
-    receiver.script(hook, [500] * 4, match=b'"checkout.session.completed"')
-    session, _, _ = pay(sandbox, client)
+    session = client.v1.checkout.sessions.create(params=session_params())
+    receiver.script(hook, [500] * 4, match=session.id.encode())
+    assert sandbox.pay(session.id, card=CARD_OK)["outcome"] == "succeeded"
     event = client.v1.events.list(params={"type": "checkout.session.completed", "limit": 1}).data[0]
     assert event.data.object.id == session.id
 
@@ -224,24 +228,27 @@ def test_a_delivery_gives_up_after_its_last_try_and_shows_in_events_with_failed_
     assert event.id in undelivered
 
 
-def test_an_unreachable_endpoint_is_logged_and_retried(sandbox, client, receiver, hook):
+def test_an_unreachable_endpoint_is_logged_and_retried(tmp_path, receiver):
     dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
-    sandbox.control("POST", "/_sandbox/endpoints", {"url": dead})
+    healthy = "/hooks/beside-a-dead-one"
+    process = SandboxProcess(tmp_path / "dead.db", "--webhook-url", receiver.base + healthy, "--webhook-url", dead)
+    process.start()
     try:
-        session, _, _ = pay(sandbox, client)
+        client = process.client()
+        session, _, _ = pay(process, client)
         event = client.v1.events.list(params={"type": "checkout.session.completed", "limit": 1}).data[0]
         assert event.data.object.id == session.id
 
         def tried_twice():
-            log = [d for d in sandbox.deliveries(event.id) if d["endpoint_url"] == dead]
+            log = [d for d in process.deliveries(event.id) if d["endpoint_url"] == dead]
             return log and log[0]["attempts"] >= 2 and log[0]
 
         log = wait_until(tried_twice, what="two tries at the dead endpoint")
         assert all(a["status"] is None and "Connection refused" in a["error"] for a in log["attempt_log"])
         # The healthy endpoint got its copy regardless.
-        assert receiver.events(hook, {session.id})
+        assert receiver.events(healthy, {session.id})
     finally:
-        sandbox.control("DELETE", "/_sandbox/endpoints", {"url": dead})
+        process.stop()
 
 
 # --- delivery faults --------------------------------------------------------------------------------

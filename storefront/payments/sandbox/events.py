@@ -1,6 +1,7 @@
 """Events: recorded in the transaction of the change they describe, listed through
-``/v1/events``, and scheduled for delivery to every webhook endpoint (``webhooks``
-sends them). Delivery faults (``faults``) act here, as deliveries are scheduled."""
+``/v1/events``, and scheduled for delivery to every webhook endpoint of the sandbox's
+configuration (``webhooks`` sends them). Delivery faults (``faults``) act here, as
+deliveries are scheduled."""
 
 from __future__ import annotations
 
@@ -77,12 +78,9 @@ class Events:
         self, tx: Tx, type_: str, obj: dict, previous: dict | None = None, *, req: RequestInfo | None = None
     ) -> dict:
         """Record an event about ``obj`` (as it is now) and schedule its deliveries."""
+        # Endpoints come from the configuration only: no API adds, changes or removes one.
         enabled = self.config.webhook_events
-        endpoints = (
-            []
-            if enabled and type_ not in enabled
-            else tx.execute("SELECT url, secret FROM endpoints ORDER BY id").fetchall()
-        )
+        endpoints = [] if enabled and type_ not in enabled else list(self.config.webhook_urls)
         ev = render.event(
             created=now(),
             type_=type_,
@@ -93,8 +91,8 @@ class Events:
             idempotency_key=req.idempotency_key if req else None,
         )
         insert_object(tx, ev)
-        for endpoint in endpoints:
-            self._schedule(tx, ev, endpoint["url"], endpoint["secret"])
+        for url in endpoints:
+            self._schedule(tx, ev, url, self.config.webhook_secret)
         tx.after_commit(self.wake.set)
         return ev
 

@@ -24,7 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=12111)
     p.add_argument("--db", default=os.environ.get("STRIPE_SANDBOX_DB", str(DEFAULT_DB)), help="its SQLite file")
     p.add_argument("--api-key", default=None, help="the one key accepted (default: any sk_test_ key)")
-    p.add_argument("--webhook-url", action="append", default=[], help="deliver events here (repeatable)")
+    p.add_argument(
+        "--webhook-url",
+        action="append",
+        default=None,
+        help="deliver events here (repeatable); default: STRIPE_SANDBOX_WEBHOOK_URLS (comma-separated). "
+        "The only way to set webhook endpoints: no API adds or removes one",
+    )
     p.add_argument(
         "--webhook-event",
         action="append",
@@ -52,11 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def webhook_urls_from_environment() -> list[str]:
+    """``STRIPE_SANDBOX_WEBHOOK_URLS``: comma-separated URLs."""
+    return [url.strip() for url in os.environ.get("STRIPE_SANDBOX_WEBHOOK_URLS", "").split(",") if url.strip()]
+
+
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     return SandboxConfig(
         db_path=args.db,
         api_key=args.api_key,
-        webhook_urls=args.webhook_url,
+        webhook_urls=args.webhook_url if args.webhook_url is not None else webhook_urls_from_environment(),
         webhook_events=args.webhook_event,
         webhook_secret=args.webhook_secret,
         public_url=args.public_url,
@@ -85,6 +96,7 @@ def serve(config: SandboxConfig, host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     print(f"Stripe sandbox on http://{host}:{server.server_port} (state in {config.db_path})", flush=True)
+    print("Webhooks go to: " + (", ".join(config.webhook_urls) or "nowhere (no --webhook-url)"), flush=True)
     try:
         server.serve_forever()
     finally:

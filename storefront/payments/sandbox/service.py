@@ -36,12 +36,6 @@ class Sandbox:
         self.sessions = Sessions(self.store, self.events, self.payments)
         self.refunds = Refunds(self.store, self.events)
         with self.store.write() as tx:
-            for url in config.webhook_urls:
-                tx.execute(
-                    "INSERT INTO endpoints (url, secret) VALUES (?, ?) ON CONFLICT (url) DO UPDATE SET secret "
-                    "= excluded.secret",
-                    (url, config.webhook_secret),
-                )
             # Deliveries a crash interrupted mid-send are sent again (at least once).
             tx.execute("UPDATE deliveries SET state = 'pending' WHERE state = 'sending'")
             # A key whose request died with a process would answer 409 forever; free it. (Not

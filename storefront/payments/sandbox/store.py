@@ -39,11 +39,6 @@ CREATE TABLE IF NOT EXISTS idempotency (
     headers TEXT,
     created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS endpoints (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    url TEXT NOT NULL UNIQUE,
-    secret TEXT NOT NULL
-);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL,
@@ -160,7 +155,7 @@ class Store:
             fn()
 
     def reset(self) -> None:
-        """Forget every object, event, delivery, fault and idempotency key (endpoints stay)."""
+        """Forget every object, event, delivery, fault and idempotency key."""
         with self.write() as tx:
             for table in RESET_TABLES:
                 tx.execute(f"DELETE FROM {table}")
