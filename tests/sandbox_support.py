@@ -65,9 +65,10 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 class SandboxProcess:
     """``python -m storefront.payments.sandbox`` in a subprocess, and how to reach it."""
 
-    def __init__(self, db_path: Path, *extra: str) -> None:
+    def __init__(self, db_path: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.db_path = db_path
         self.extra = extra
+        self.env = env or {}
         # The key for the control API: the one --api-key allows, else any test key.
         self.key = extra[extra.index("--api-key") + 1] if "--api-key" in extra else TEST_KEY
         self.receiver: Receiver | None = None
@@ -104,7 +105,7 @@ class SandboxProcess:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "STRIPE_SECRET_KEY": ""},
+            env={**os.environ, "STRIPE_SECRET_KEY": "", **self.env},
         )
         wait_until(self._healthy, timeout=20, what=f"the sandbox to answer on {self.base} (log: {self.log_path})")
         return self
