@@ -245,7 +245,8 @@ def recreate_database(db_url: str, capacity: int) -> int:
     from storefront.extensions import db
     from storefront.models import Event, EventStatus, Organiser, TicketType, utcnow
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": sqlalchemy_url(db_url)})
+    # Demo mode for migrating and seeding only: this app takes no payment.
+    app = create_app({"SQLALCHEMY_DATABASE_URI": sqlalchemy_url(db_url), "DEMO_MODE": True})
     with app.app_context():
         upgrade()
         with write_transaction():
@@ -370,6 +371,10 @@ def start_gunicorn(
         MAIL_OUTBOX=str(out / f"outbox-{port}"),  # confirmation mails of the run, not into instance/
     )
     env.update(extra_env or {})
+    if not env.get("STRIPE_SECRET_KEY"):
+        # No sandbox process (no --purchase): demo mode, the built-in sandbox, which the
+        # add-to-cart rush never calls. Without a key or demo mode the storefront refuses to start.
+        env["STOREFRONT_DEMO"] = "1"
     env.pop("GUNICORN_CMD_ARGS", None)
     cmd = [
         str(VENV_BIN / "gunicorn"),

@@ -99,4 +99,9 @@ def create_app(config: dict | None = None) -> Flask:
 
         return {"locale": str(get_locale() or "en")}
 
+    @app.context_processor
+    def _payments_mode():
+        # Every page says so when no real payment can be taken (a test key, or the sandbox).
+        return {"test_payments": not gateway.get_gateway().live}
+
     return app

@@ -176,9 +176,14 @@ def init_app(app: Flask) -> None:
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=5000, show_default=True)
     def demo_command(host: str, port: int):
-        """Migrate the database, add demo data, and serve the storefront."""
+        """Migrate the database, add demo data, and serve the storefront (demo mode only)."""
         from .demo import DEMO_PASSWORD_FILE, seed_demo, seed_demo_owner
 
+        if not app.config.get("DEMO_MODE"):
+            raise click.ClickException(
+                "flask demo adds demo events and serves the development server: it runs in demo mode only "
+                "(STOREFRONT_DEMO=1, as bin/demo sets it)."
+            )
         upgrade()
         seed_demo()
         email, password = seed_demo_owner(app.instance_path)

@@ -1,7 +1,9 @@
 """Settings, read from the environment in one place.
 
 Every setting has a default that runs the demo on a fresh machine: SQLite under
-``instance/``, a secret key generated once and kept there, holds of 15 minutes.
+``instance/``, a secret key generated once and kept there, holds of 15 minutes. Payments
+have none: either a Stripe key (``STRIPE_SECRET_KEY`` and ``STRIPE_WEBHOOK_SECRET``) or
+demo mode (``STOREFRONT_DEMO=1``), which alone mounts the built-in Stripe sandbox.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run the storefront; the message says what to set."""
 
 
 def _int(name: str, default: int) -> int:
@@ -65,19 +71,18 @@ def generated_once(instance_path: str, filename: str, prefix: str, nbytes: int =
 
 
 def stripe_settings(instance_path: str) -> dict:
-    """Where payments go (see storefront/payments/gateway.py). Without STRIPE_SECRET_KEY
-    the built-in Stripe sandbox is used, with a test key and a webhook secret generated once."""
-    key = os.environ.get("STRIPE_SECRET_KEY", "").strip() or None
-    sandbox = key is None
+    """Where payments go (see storefront/payments/gateway.py): Stripe with STRIPE_SECRET_KEY
+    (at STRIPE_API_BASE, if set), else the built-in sandbox, in demo mode only."""
     return {
-        "STRIPE_SECRET_KEY": key,
+        # STOREFRONT_DEMO=1: the demo (bin/demo) or development. The only way to mount the
+        # built-in Stripe sandbox; every page then says that no real payment is taken.
+        "DEMO_MODE": os.environ.get("STOREFRONT_DEMO", "").strip() == "1",
+        "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", "").strip() or None,
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or None,
         # The origin of the hosted payment page, when it is not where the rest implies
         # (a custom Checkout domain; a sandbox with --public-url): the CSP's form-action.
         "STRIPE_CHECKOUT_ORIGIN": os.environ.get("STRIPE_CHECKOUT_ORIGIN", "").strip().rstrip("/") or None,
-        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "").strip()
-        or (generated_once(instance_path, "stripe_sandbox_webhook_secret", "whsec_") if sandbox else None),
-        "STRIPE_SANDBOX_KEY": generated_once(instance_path, "stripe_sandbox_key", "sk_test_") if sandbox else None,
+        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "").strip() or None,
         "STRIPE_SANDBOX_DB": os.environ.get("STRIPE_SANDBOX_DB", "").strip()
         or str(Path(instance_path) / "stripe-sandbox.db"),
         # Where the built-in sandbox delivers its webhooks (comma-separated); `flask demo`
@@ -86,6 +91,20 @@ def stripe_settings(instance_path: str) -> dict:
             url.strip() for url in os.environ.get("STRIPE_SANDBOX_WEBHOOK_URLS", "").split(",") if url.strip()
         ],
     }
+
+
+# The built-in sandbox's test key and webhook secret: (file under instance/, prefix).
+SANDBOX_CREDENTIALS = {
+    "STRIPE_SANDBOX_KEY": ("stripe_sandbox_key", "sk_test_"),
+    "STRIPE_WEBHOOK_SECRET": ("stripe_sandbox_webhook_secret", "whsec_"),
+}
+
+
+def sandbox_credential(instance_path: str, name: str) -> str:
+    """One of ``SANDBOX_CREDENTIALS``, generated once under instance/ (so every worker of
+    the demo agrees on it). Only demo mode asks for them."""
+    filename, prefix = SANDBOX_CREDENTIALS[name]
+    return generated_once(instance_path, filename, prefix)
 
 
 def mail_settings(instance_path: str) -> dict:

@@ -73,7 +73,7 @@ def database_urls(tmp_path_factory):
         urls["postgresql_error"] = f"PostgreSQL at {make_url(pg_url()).render_as_string()} unreachable: {error}"
     for backend in ("sqlite", "postgresql"):
         if backend in urls:
-            app = create_app({"SQLALCHEMY_DATABASE_URI": urls[backend], "TESTING": True, "SECRET_KEY": "test"})
+            app = create_app({"SQLALCHEMY_DATABASE_URI": urls[backend], "SECRET_KEY": "test", **TEST_PAYMENTS})
             with app.app_context():
                 from flask_migrate import upgrade
 
@@ -116,12 +116,22 @@ def _default_mail_outbox(tmp_path_factory):
     _mail_outbox["path"] = str(tmp_path_factory.mktemp("outbox"))
 
 
+# Test apps run in demo mode, with the built-in sandbox's credentials given rather than
+# generated under instance/ (a test that wants Stripe elsewhere overrides these).
+TEST_PAYMENTS = {
+    "TESTING": True,
+    "DEMO_MODE": True,
+    "STRIPE_SANDBOX_KEY": "sk_test_test_apps_built_in_sandbox",
+    "STRIPE_WEBHOOK_SECRET": "whsec_test_apps_built_in_sandbox",
+}
+
+
 def make_app(url: str, **overrides):
     config = {
+        **TEST_PAYMENTS,
         "MAIL_OUTBOX": _mail_outbox.get("path") or "/nonexistent/outbox-fixture-missing",
         "MAIL_SERVER": None,
         "SQLALCHEMY_DATABASE_URI": url,
-        "TESTING": True,
         "SECRET_KEY": "test-secret",
         "WTF_CSRF_ENABLED": False,
         # Test apps serve plain http (the test client, loopback servers): a Secure

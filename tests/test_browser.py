@@ -165,6 +165,39 @@ def test_cart_updates_in_place_with_htmx(live, context):
     watch.assert_clean()
 
 
+def contrast_ratio(foreground: str, background: str) -> float:
+    """WCAG contrast of two computed CSS colours (``rgb(r, g, b)``)."""
+
+    def luminance(css: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", css)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    lighter, darker = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def test_every_page_says_test_mode_in_its_header_readably(live, context):
+    """The app runs on the built-in sandbox (demo mode): no payment is real, and the
+    header of each page, the banner landmark, says so in words one can read."""
+    from playwright.sync_api import expect
+
+    _, base_url = live
+    event = make_event(title="Jazz at the Harbour")
+    page = context.new_page()
+    watch = PageWatch(page)
+    for path in ("/", f"/events/{event.slug}", "/cart", "/no-such-page"):
+        page.goto(base_url + path)
+        marker = page.get_by_role("banner").get_by_text("Test mode — no real payments")
+        expect(marker).to_be_visible()
+        colours = marker.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
+        assert contrast_ratio(*colours) >= 4.5, (path, colours)
+    page.goto(f"{base_url}/events/{event.slug}")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "test-mode-header.png"), clip={"x": 0, "y": 0, "width": 1280, "height": 160})
+    assert not watch.csp_violations
+
+
 # --- 2. the countdown reaching zero ---------------------------------------------------
 
 

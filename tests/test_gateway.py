@@ -50,14 +50,16 @@ def remote_app(database_urls, sandbox):
 
 @pytest.fixture
 def local_app(database_urls, tmp_path):
-    """The storefront with no Stripe settings: the built-in sandbox, mounted."""
+    """The storefront in demo mode with no Stripe settings: the built-in sandbox, mounted."""
     app = make_app(
         database_urls["sqlite"],
+        DEMO_MODE=True,
         STRIPE_SECRET_KEY=None,
         STRIPE_API_BASE=None,
         STRIPE_WEBHOOK_SECRET="whsec_local_test",
         STRIPE_SANDBOX_KEY="sk_test_local_generated",
         STRIPE_SANDBOX_DB=str(tmp_path / "in-process-sandbox.db"),
+        PUBLIC_BASE_URL="http://shop.example:8080",
     )
     yield app
     app.extensions["stripe_sandbox"].stop()
@@ -155,7 +157,7 @@ def test_without_stripe_settings_the_mounted_sandbox_serves_api_and_page(local_a
     with local_app.test_request_context("/checkout", base_url="http://shop.example:8080"):
         session = gateway.create_checkout_session(session_params())
     assert session.last_response.request_id.startswith("req_")
-    # The hosted page is on the storefront's own origin, under the sandbox's prefix.
+    # The hosted page is at the storefront's public address, under the sandbox's prefix.
     assert session.url == f"http://shop.example:8080/_sandbox/stripe/pay/{session.id}"
     assert_stripe_shape(session, "checkout.session")
 
@@ -191,33 +193,52 @@ def test_without_stripe_settings_the_mounted_sandbox_serves_api_and_page(local_a
     assert client.get("/").status_code == 200
 
 
-def test_the_storefront_settings_generate_a_test_key_and_secret_once(tmp_path, monkeypatch):
-    for name in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_SANDBOX_DB"):
+def test_the_sandbox_key_and_secret_are_generated_once_and_only_in_demo_mode(tmp_path, monkeypatch):
+    for name in (
+        "STRIPE_SECRET_KEY",
+        "STRIPE_API_BASE",
+        "STRIPE_WEBHOOK_SECRET",
+        "STRIPE_SANDBOX_DB",
+        "STOREFRONT_DEMO",
+    ):
         monkeypatch.delenv(name, raising=False)
-    first = settings.stripe_settings(str(tmp_path))
-    assert first["STRIPE_SECRET_KEY"] is None and first["STRIPE_API_BASE"] is None
-    assert re.fullmatch(r"sk_test_[0-9a-f]{48}", first["STRIPE_SANDBOX_KEY"])
-    assert re.fullmatch(r"whsec_[0-9a-f]{48}", first["STRIPE_WEBHOOK_SECRET"])
-    assert first["STRIPE_SANDBOX_DB"] == str(tmp_path / "stripe-sandbox.db")
-    assert settings.stripe_settings(str(tmp_path)) == first  # kept under instance/
+    plain = settings.stripe_settings(str(tmp_path))
+    assert plain["DEMO_MODE"] is False
+    assert (plain["STRIPE_SECRET_KEY"], plain["STRIPE_API_BASE"], plain["STRIPE_WEBHOOK_SECRET"]) == (None, None, None)
+    assert plain["STRIPE_SANDBOX_DB"] == str(tmp_path / "stripe-sandbox.db")
+    assert list(tmp_path.iterdir()) == []  # reading the settings generates nothing
+
+    monkeypatch.setenv("STOREFRONT_DEMO", "1")
+    assert settings.stripe_settings(str(tmp_path))["DEMO_MODE"] is True
+    key = settings.sandbox_credential(str(tmp_path), "STRIPE_SANDBOX_KEY")
+    secret = settings.sandbox_credential(str(tmp_path), "STRIPE_WEBHOOK_SECRET")
+    assert re.fullmatch(r"sk_test_[0-9a-f]{48}", key)
+    assert re.fullmatch(r"whsec_[0-9a-f]{48}", secret)
+    # Kept under instance/: every worker, and the next start, gets the same.
+    assert settings.sandbox_credential(str(tmp_path), "STRIPE_SANDBOX_KEY") == key
+    assert settings.sandbox_credential(str(tmp_path), "STRIPE_WEBHOOK_SECRET") == secret
 
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_real_account")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_dashboard")
     monkeypatch.setenv("STRIPE_API_BASE", "http://127.0.0.1:12111/")
     real = settings.stripe_settings(str(tmp_path))
-    assert (real["STRIPE_SECRET_KEY"], real["STRIPE_WEBHOOK_SECRET"], real["STRIPE_SANDBOX_KEY"]) == (
+    assert (real["STRIPE_SECRET_KEY"], real["STRIPE_WEBHOOK_SECRET"]) == (
         "sk_test_real_account",
         "whsec_from_dashboard",
-        None,
     )
     assert real["STRIPE_API_BASE"] == "http://127.0.0.1:12111"
 
 
 def test_a_live_key_goes_only_to_stripe(database_urls):
+    live = {"STRIPE_SECRET_KEY": FAKE_LIVE_KEY, "STRIPE_WEBHOOK_SECRET": "whsec_live_endpoint", "DEMO_MODE": False}
     with pytest.raises(LiveKeyError):
-        make_app(database_urls["sqlite"], STRIPE_SECRET_KEY=FAKE_LIVE_KEY, STRIPE_API_BASE="http://127.0.0.1:12111")
-    app = make_app(database_urls["sqlite"], STRIPE_SECRET_KEY=FAKE_LIVE_KEY, STRIPE_API_BASE=None)
+        make_app(database_urls["sqlite"], **live, STRIPE_API_BASE="http://127.0.0.1:12111")
+    app = make_app(database_urls["sqlite"], **live, STRIPE_API_BASE=None)
     assert "stripe_sandbox" not in app.extensions  # the real Stripe; nothing is called here
+    assert app.extensions["payments_gateway"].live
+    # Demo mode takes no real payment: a live key there is refused.
+    with pytest.raises(LiveKeyError, match="STOREFRONT_DEMO"):
+        make_app(database_urls["sqlite"], **{**live, "DEMO_MODE": True}, STRIPE_API_BASE=None)
 
 
 def test_only_the_gateway_imports_stripe():
@@ -234,7 +255,7 @@ def test_only_the_gateway_imports_stripe():
 
 def test_the_flask_command_serves_the_sandbox(tmp_path):
     port = free_port()
-    env = {**os.environ, "STRIPE_SECRET_KEY": ""}
+    env = {**os.environ, "STRIPE_SECRET_KEY": "", "STOREFRONT_DEMO": "1"}  # a development tool: demo mode
     proc = subprocess.Popen(
         [
             sys.executable,

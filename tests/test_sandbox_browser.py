@@ -283,6 +283,34 @@ def test_amounts_follow_the_buyers_language(sandbox, shop, browser):
         context.close()
 
 
+def test_a_form_on_another_site_cannot_drive_the_control_api(sandbox, shop, context):
+    """A page elsewhere (the "shop" server: another origin) posts a form to the control
+    API, as an attacker's page would: the browser's own request is refused, nothing paid."""
+    session = new_session(sandbox, shop)
+    page = context.new_page()
+    page.goto(f"{shop}/checkout/success")
+    with page.expect_response(lambda r: "/_sandbox/" in r.url) as answer:
+        page.evaluate(
+            """([action]) => {
+                const form = document.createElement("form");
+                form.method = "post";
+                form.action = action;
+                const card = document.createElement("input");
+                card.name = "card";
+                card.value = "4242424242424242";
+                form.append(card);
+                document.body.append(form);
+                form.submit();
+            }""",
+            [f"{sandbox.base}/_sandbox/checkout/sessions/{session.id}/pay"],
+        )
+    assert answer.value.status == 403
+    request = answer.value.request
+    assert request.header_value("origin") == shop
+    assert request.header_value("sec-fetch-site") in ("same-site", "cross-site")
+    assert sandbox.client().v1.checkout.sessions.retrieve(session.id).status == "open"
+
+
 def test_the_demo_pays_on_the_sandbox_mounted_in_the_storefront(database_urls, tmp_path, context):
     """No Stripe settings: the storefront serves the hosted page itself, under
     /_sandbox/stripe, on its own origin; the buyer pays and comes back to the shop."""
@@ -295,6 +323,7 @@ def test_the_demo_pays_on_the_sandbox_mounted_in_the_storefront(database_urls, t
 
     app = make_app(
         database_urls["sqlite"],
+        DEMO_MODE=True,
         STRIPE_SECRET_KEY=None,
         STRIPE_API_BASE=None,
         STRIPE_WEBHOOK_SECRET="whsec_demo_test",
@@ -305,6 +334,7 @@ def test_the_demo_pays_on_the_sandbox_mounted_in_the_storefront(database_urls, t
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_BASE_URL"] = base  # as flask demo --port sets it
     try:
         with app.test_request_context("/checkout", base_url=base):
             session = get_gateway().create_checkout_session(

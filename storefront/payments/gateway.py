@@ -5,12 +5,15 @@ Three ways to reach "Stripe", chosen by configuration (``storefront/config.py``)
 * ``STRIPE_SECRET_KEY`` set, ``STRIPE_API_BASE`` unset: the real Stripe.
 * ``STRIPE_SECRET_KEY`` and ``STRIPE_API_BASE`` set: whatever serves that address,
   usually the Stripe sandbox run as its own process (tests, benchmarks).
-* neither set: the built-in sandbox, mounted in this app under ``/_sandbox/stripe``
-  with a generated ``sk_test_`` key and ``whsec_`` secret. API calls then go straight
-  to the sandbox's WSGI app (``SandboxTransport``), so the storefront needs no port of
-  its own to talk to it, and the hosted page is served from the storefront's origin.
+* neither set, in demo mode only (``STOREFRONT_DEMO=1``): the built-in sandbox, mounted
+  in this app under ``/_sandbox/stripe`` with a generated ``sk_test_`` key and ``whsec_``
+  secret. API calls then go straight to the sandbox's WSGI app (``SandboxTransport``), so
+  the storefront needs no port of its own to talk to it, and the hosted page is served
+  from the storefront's public address (``PUBLIC_BASE_URL``).
 
-A live key (``sk_live_``/``rk_live_``) is refused anywhere but the real Stripe.
+Without a key and outside demo mode the app refuses to start (``ConfigurationError``),
+as it does with a key but no ``STRIPE_WEBHOOK_SECRET``. A live key (``sk_live_``/
+``rk_live_``) is refused anywhere but the real Stripe, and in demo mode.
 Callers catch the exceptions re-exported here and never import ``stripe`` themselves.
 """
 
@@ -25,12 +28,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import stripe
-from flask import Flask, current_app, has_request_context, request
-from requests.structures import CaseInsensitiveDict
+from flask import Flask, current_app
+from werkzeug.datastructures import Headers
 from werkzeug.test import Client
 
 from .. import parsing
-from .sandbox.config import LiveKeyError, SandboxConfig, looks_live
+from ..config import SANDBOX_CREDENTIALS, ConfigurationError, sandbox_credential
+from .sandbox.config import LiveKeyError, SandboxConfig, looks_live, refuse_live_key
 
 # What callers catch (so that only this module imports stripe).
 StripeError = stripe.StripeError
@@ -44,9 +48,19 @@ SignatureVerificationError = stripe.SignatureVerificationError
 
 SANDBOX_PREFIX = "/_sandbox/stripe"
 # The base URL the library is given for the in-process sandbox; SandboxTransport
-# replaces the origin with the storefront's own (the browser's) when it can.
+# replaces the origin with the storefront's public address.
 IN_PROCESS_BASE = "http://127.0.0.1" + SANDBOX_PREFIX
 NETWORK_RETRIES = 2  # StripeClient retries nothing unless told (FACTS.md §0.7)
+
+NOT_CONFIGURED = (
+    "No payments are configured. For real payments set STRIPE_SECRET_KEY (your Stripe secret key) and "
+    "STRIPE_WEBHOOK_SECRET (the whsec_ signing secret of your webhook endpoint at Stripe). For the demo, "
+    "with the built-in Stripe sandbox and no real payments, set STOREFRONT_DEMO=1 (bin/demo does)."
+)
+NO_WEBHOOK_SECRET = (
+    "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not: set it to the whsec_ signing secret of your "
+    "webhook endpoint, or no payment's webhook can be verified."
+)
 
 
 class Gateway:
@@ -67,6 +81,8 @@ class Gateway:
                 "goes to Stripe."
             )
         self.webhook_secret = webhook_secret
+        # Real money moves only with a live key, and a live key only ever reaches Stripe.
+        self.live = looks_live(secret_key)
         options: dict[str, Any] = {"max_network_retries": max_network_retries}
         if api_base:
             options["base_addresses"] = {"api": api_base}
@@ -242,16 +258,17 @@ class LazySandbox:
 class SandboxTransport(stripe.HTTPClient):
     """stripe's HTTP client interface, answered by the in-process sandbox's WSGI app.
 
-    During a storefront request the sandbox sees the storefront's own origin, so the
-    Checkout Session's ``url`` points the buyer's browser at the mounted hosted page.
+    The sandbox sees the storefront's public address (``PUBLIC_BASE_URL``, read at each
+    call), so the Checkout Session's ``url`` points the buyer's browser at the mounted
+    hosted page there, whatever Host header the request that made the session carried.
     """
 
     name = "storefront-sandbox"
 
-    def __init__(self, sandbox: LazySandbox, fallback_origin: str) -> None:
+    def __init__(self, sandbox: LazySandbox, settings: Mapping[str, Any]) -> None:
         super().__init__()
         self.sandbox = sandbox
-        self.fallback_origin = fallback_origin.rstrip("/")
+        self.settings = settings
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
         return self._request(method, url, headers, post_data)
@@ -261,7 +278,7 @@ class SandboxTransport(stripe.HTTPClient):
 
     def _request(self, method, url, headers, post_data):
         path = url.split(SANDBOX_PREFIX, 1)[1] if SANDBOX_PREFIX in url else url
-        origin = request.host_url.rstrip("/") if has_request_context() else self.fallback_origin
+        origin = self.settings["PUBLIC_BASE_URL"].rstrip("/")
         client = Client(self.sandbox)
         response = client.open(
             path,
@@ -271,8 +288,8 @@ class SandboxTransport(stripe.HTTPClient):
             data=post_data,
         )
         try:
-            # stripe reads headers case-insensitively ("request-id"), as requests gives them.
-            return response.get_data(), response.status_code, CaseInsensitiveDict(response.headers.items())
+            # stripe reads headers case-insensitively ("request-id"): werkzeug's Headers do.
+            return response.get_data(), response.status_code, Headers(response.headers)
         finally:
             response.close()
 
@@ -284,17 +301,34 @@ class SandboxTransport(stripe.HTTPClient):
 
 
 def init_app(app: Flask) -> None:
-    """Choose where Stripe calls go (see the module docstring); mount the sandbox if it is ours."""
+    """Choose where Stripe calls go (see the module docstring); mount the sandbox in demo mode.
+    Raises ``ConfigurationError`` (what to set) when payments are not configured."""
     key = app.config.get("STRIPE_SECRET_KEY")
     api_base = app.config.get("STRIPE_API_BASE")
-    if key or api_base:
+    demo = bool(app.config.get("DEMO_MODE"))
+    if demo:
+        refuse_live_key(key, "STRIPE_SECRET_KEY (with STOREFRONT_DEMO=1, where no real payment is taken)")
+    if key:
         # Real Stripe, or a sandbox running as its own process at STRIPE_API_BASE.
+        gateway = Gateway(key, webhook_secret=app.config.get("STRIPE_WEBHOOK_SECRET"), api_base=api_base)
+        if not gateway.webhook_secret:
+            raise ConfigurationError(NO_WEBHOOK_SECRET)
+        app.extensions["payments_gateway"] = gateway
+        return
+    if not demo:
+        raise ConfigurationError(NOT_CONFIGURED)
+    for name in SANDBOX_CREDENTIALS:
+        if not app.config.get(name):
+            app.config[name] = sandbox_credential(app.instance_path, name)
+    if api_base:  # a sandbox process at STRIPE_API_BASE, with the demo's own test key
         app.extensions["payments_gateway"] = Gateway(
-            key or app.config["STRIPE_SANDBOX_KEY"],
-            webhook_secret=app.config.get("STRIPE_WEBHOOK_SECRET"),
-            api_base=api_base,
+            app.config["STRIPE_SANDBOX_KEY"], webhook_secret=app.config["STRIPE_WEBHOOK_SECRET"], api_base=api_base
         )
         return
+    _mount_sandbox(app)
+
+
+def _mount_sandbox(app: Flask) -> None:
     sandbox = LazySandbox(
         SandboxConfig(
             db_path=app.config["STRIPE_SANDBOX_DB"],
@@ -308,11 +342,12 @@ def init_app(app: Flask) -> None:
     )
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-    # Say it loudly: without STRIPE_SECRET_KEY nobody pays real money, and anyone who can
-    # reach this app can "pay" with a test card.
+    # Say it loudly: in demo mode nobody pays real money, and anyone who can reach this
+    # app can "pay" with a test card (every page says so too).
     if not app.testing:
         app.logger.warning(
-            "No STRIPE_SECRET_KEY: payments go to the built-in Stripe sandbox at %s (test mode, no real money).",
+            "Demo mode (STOREFRONT_DEMO=1): payments go to the built-in Stripe sandbox at %s (test mode, no real "
+            "money).",
             SANDBOX_PREFIX,
         )
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {SANDBOX_PREFIX: sandbox})
@@ -321,7 +356,7 @@ def init_app(app: Flask) -> None:
         app.config["STRIPE_SANDBOX_KEY"],
         webhook_secret=app.config["STRIPE_WEBHOOK_SECRET"],
         api_base=IN_PROCESS_BASE,
-        http_client=SandboxTransport(sandbox, app.config.get("STRIPE_SANDBOX_ORIGIN") or "http://127.0.0.1:5000"),
+        http_client=SandboxTransport(sandbox, app.config),
         # In process there is no network to retry over.
         max_network_retries=0,
     )
