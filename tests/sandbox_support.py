@@ -65,10 +65,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 class SandboxProcess:
     """``python -m storefront.payments.sandbox`` in a subprocess, and how to reach it."""
 
-    def __init__(self, db_path: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, db_path: Path, *extra: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         self.db_path = db_path
         self.extra = extra
         self.env = env or {}
+        self.cwd = cwd
         # The key for the control API: the one --api-key allows, else any test key.
         self.key = extra[extra.index("--api-key") + 1] if "--api-key" in extra else TEST_KEY
         self.receiver: Receiver | None = None
@@ -102,7 +103,7 @@ class SandboxProcess:
                 "-1",
                 *self.extra,
             ],
-            cwd=ROOT,
+            cwd=self.cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "STRIPE_SECRET_KEY": "", **self.env},

@@ -9,9 +9,12 @@ raises for Stripe's own answer.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 import stripe
@@ -626,6 +629,62 @@ def test_reset_forgets_objects_and_webhooks_still_go_to_the_configured_url(tmp_p
     finally:
         process.stop()
         receiver.close()
+
+
+def test_a_built_wheel_carries_the_sandbox_and_its_page(tmp_path):
+    """The sandbox is self-contained: installed from a wheel, away from the checkout, it
+    serves its hosted page, styles and favicon from its own package."""
+    wheels, target, tree = tmp_path / "wheels", tmp_path / "site", tmp_path / "tree"
+    # From a copy without build leftovers: a stale *.egg-info would list the files itself.
+    shutil.copytree(
+        ROOT,
+        tree,
+        ignore=shutil.ignore_patterns(
+            ".*", "*.egg-info", "build", "dist", "instance", "__pycache__", "artifacts", "out"
+        ),
+    )
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(tree)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    [wheel] = wheels.glob("storefront-*.whl")
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+    package = target / "storefront" / "payments" / "sandbox"
+    source = ROOT / "storefront" / "payments" / "sandbox"
+    for folder in ("templates", "static"):
+        shipped = {p.relative_to(source) for p in (source / folder).rglob("*") if p.is_file()}
+        assert shipped and all((package / p).is_file() for p in shipped), folder
+
+    env = {"PYTHONPATH": str(target), "PYTHONSAFEPATH": "1"}  # the wheel's copy, never the checkout's
+    where = subprocess.run(
+        [sys.executable, "-c", "import storefront.payments.sandbox as s; print(s.__file__)"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert where.stdout.startswith(str(package)), where
+    process = SandboxProcess(tmp_path / "wheel.db", env=env, cwd=tmp_path).start()
+    try:
+        session = process.client().v1.checkout.sessions.create(params=session_params())
+        with urllib.request.urlopen(session.url, timeout=10) as page:
+            html = page.read().decode()
+        assert "Pay €98.00" in html and 'href="/static/css/sandbox.css"' in html
+        for asset in ("css/sandbox.css", "vendor/pico-2.1.1.min.css", "favicon.svg"):
+            with urllib.request.urlopen(f"{process.base}/static/{asset}", timeout=10) as response:
+                assert response.status == 200 and response.read(), asset
+    finally:
+        process.stop()
 
 
 def test_a_sandbox_with_a_fixed_key_accepts_only_that_key(tmp_path):
