@@ -14,17 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from .checkout_support import (  # noqa: F401 (shop: fixture)
+from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
     CARD_OK,
     add,
     attempt_of,
+    sandbox,
     session_id_of,
     shop,
     start_checkout,
     wait_for_order,
 )
 from .factories import make_event
-from .sandbox_support import sandbox, wait_until  # noqa: F401 (sandbox: fixture)
+from .sandbox_support import wait_until
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from storefront.extensions import db
 from storefront.models import AttemptStatus, CartStatus, WebhookEvent, utcnow
 from storefront.reconcile import reconcile
 
-from .checkout_support import (  # noqa: F401 (shop: fixture)
+from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
     assert_promises,
     attempt_of,
     buy_until_stripe,
@@ -30,12 +30,12 @@ from .checkout_support import (  # noqa: F401 (shop: fixture)
     deliver,
     order_of,
     pay_but_drop_the_completion,
+    sandbox,
     shop,
     start_checkout,
     stripe_event,
 )
 from .factories import cart_by_token, lapse, make_event, ticket_type
-from .sandbox_support import sandbox  # noqa: F401 (sandbox: fixture)
 
 
 def _paid_with_the_completion_held_back(shop, sandbox):

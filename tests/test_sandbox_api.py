@@ -644,7 +644,8 @@ def test_a_built_wheel_carries_the_sandbox_and_its_page(tmp_path):
         ),
     )
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(tree)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--quiet"]
+        + ["--wheel-dir", str(wheels), str(tree)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -652,7 +653,18 @@ def test_a_built_wheel_carries_the_sandbox_and_its_page(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     [wheel] = wheels.glob("storefront-*.whl")
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
