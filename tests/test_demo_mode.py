@@ -184,7 +184,7 @@ def demo_app(database_urls, tmp_path):
         STRIPE_SECRET_KEY=None,
         STRIPE_API_BASE=None,
         STRIPE_SANDBOX_DB=str(tmp_path / "demo-sandbox.db"),
-        PUBLIC_BASE_URL="https://tickets.example.org",
+        PUBLIC_BASE_URL="http://tickets.example.org:8080",
     )
     clean(app)
     with app.app_context():
@@ -201,7 +201,7 @@ def test_the_hosted_page_is_at_public_base_url_whatever_the_host_header(demo_app
     response = start_checkout(client, 1)
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
     location = response.headers["Location"]
-    assert location.startswith(f"https://tickets.example.org{SANDBOX_PREFIX}/pay/cs_test_"), location
+    assert location.startswith(f"http://tickets.example.org:8080{SANDBOX_PREFIX}/pay/cs_test_"), location
     assert "evil.example" not in location
 
 

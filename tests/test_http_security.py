@@ -21,10 +21,16 @@ import pytest
 from storefront import http_security
 from storefront.cli import demo_base_url
 
-from .checkout_support import CARD_OK, buy_until_stripe, shop, wait_for_order  # noqa: F401 (shop: fixture)
+from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
+    CARD_OK,
+    buy_until_stripe,
+    sandbox,
+    shop,
+    wait_for_order,
+)
 from .conftest import backend_url, clean, make_app
 from .factories import make_event
-from .sandbox_support import ROOT, TEST_KEY, WEBHOOK_SECRET, free_port, sandbox  # noqa: F401 (sandbox: fixture)
+from .sandbox_support import ROOT, TEST_KEY, WEBHOOK_SECRET, free_port
 from .test_routes import add
 
 EVIL = "http://evil.example"
@@ -134,9 +140,17 @@ def session_cookie(app):
 
 @pytest.fixture
 def cookie_app(database_urls, request):
-    """An app whose cookie settings are the defaults (``SESSION_COOKIE_SECURE`` unset), plus the marker's."""
+    """An app whose cookie settings are the defaults (``SESSION_COOKIE_SECURE`` unset), plus the marker's.
+    Outside demo mode unless the marker says so, so with a (test) Stripe key; no call reaches it."""
     marker = request.node.get_closest_marker("app_config")
-    settings = {"SESSION_COOKIE_SECURE": None, **(marker.kwargs if marker else {})}
+    settings = {
+        "SESSION_COOKIE_SECURE": None,
+        "DEMO_MODE": False,
+        "STRIPE_SECRET_KEY": TEST_KEY,
+        "STRIPE_API_BASE": "http://127.0.0.1:9",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        **(marker.kwargs if marker else {}),
+    }
     app = make_app(backend_url(database_urls, "sqlite"), **settings)
     clean(app)
     yield app

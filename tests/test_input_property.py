@@ -40,7 +40,7 @@ from storefront.extensions import db
 from storefront.parsing import IdConverter, SlugConverter, TokenConverter
 from storefront.stripe_events import HANDLED_EVENTS
 
-from .conftest import clean, make_app
+from .conftest import TEST_PAYMENTS, clean, make_app
 from .factories import cart_by_token, make_event
 
 SECRET = "whsec_property_tests"
@@ -64,7 +64,7 @@ PROFILE = "storefront-deep" if os.environ.get("STOREFRONT_HYPOTHESIS") == "deep"
 
 def _routes() -> list[tuple[str, str]]:
     """(endpoint, method) of every rule of the app, read from a throwaway app's url_map."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "TESTING": True, "SECRET_KEY": "x"})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "x", **TEST_PAYMENTS})
     return sorted(
         (rule.endpoint, method)
         for rule in app.url_map.iter_rules()

@@ -16,9 +16,8 @@ import time
 import pytest
 
 from .browser_support import PageWatch
-from .checkout_support import order_of, shop  # noqa: F401 (shop: fixture)
+from .checkout_support import order_of, sandbox, shop  # noqa: F401 (sandbox, shop: fixtures)
 from .factories import make_event, ticket_type
-from .sandbox_support import sandbox  # noqa: F401 (sandbox: fixture)
 from .test_browser import cart_line, live, live_server  # noqa: F401 (fixtures)
 from .test_checkout_browser import go_to_stripe, shoot
 from .test_sandbox_browser import browser, fill_card  # noqa: F401 (browser: fixture)
