@@ -20,6 +20,7 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
+from werkzeug.wsgi import ClosingIterator
 
 from storefront.extensions import db
 from storefront.models import (
@@ -50,10 +51,16 @@ class ShopServer:
     """The storefront on a loopback port of its own (werkzeug, threaded), so the sandbox
     process can deliver webhooks to it over HTTP. One port for the whole session, known
     before the sandbox starts; it serves the app of the test running now (``serving``),
-    and answers 503 between tests, which the sandbox retries like any failed delivery."""
+    and answers 503 between tests, which the sandbox retries like any failed delivery.
+    A test ends only once the requests its app was answering are done, so none of them
+    writes to the database while the next test cleans it."""
+
+    IDLE_TIMEOUT_SECONDS = 30
 
     def __init__(self) -> None:
         self.app = None
+        self._active = 0
+        self._idle = threading.Condition()
         self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_port}"
@@ -62,11 +69,24 @@ class ShopServer:
         self.thread.start()
 
     def _dispatch(self, environ, start_response):
-        app = self.app
+        with self._idle:
+            app = self.app
+            if app is not None:
+                self._active += 1
         if app is None:
             start_response("503 Service Unavailable", [("Content-Length", "0")])
             return [b""]
-        return app(environ, start_response)
+        try:
+            body = app(environ, start_response)
+        except BaseException:
+            self._finished()
+            raise
+        return ClosingIterator(body, self._finished)  # the server closes it once the answer is sent
+
+    def _finished(self) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
 
     @contextmanager
     def serving(self, app):
@@ -74,7 +94,10 @@ class ShopServer:
         try:
             yield self.base
         finally:
-            self.app = None
+            with self._idle:
+                self.app = None
+                idle = self._idle.wait_for(lambda: self._active == 0, timeout=self.IDLE_TIMEOUT_SECONDS)
+            assert idle, f"the test's app was still answering {self._active} request(s)"
 
     def close(self) -> None:
         self.server.shutdown()

@@ -94,16 +94,21 @@ def test_a_key_without_its_webhook_secret_is_refused(database_urls):
         make_app(database_urls["sqlite"], DEMO_MODE=False, STRIPE_SECRET_KEY=TEST_KEY, STRIPE_WEBHOOK_SECRET=None)
 
 
-def test_only_demo_mode_mounts_the_sandbox(database_urls):
-    demo = make_app(database_urls["sqlite"], DEMO_MODE=True, STRIPE_SECRET_KEY=None)
-    assert "stripe_sandbox" in demo.extensions
-    keyed = make_app(
+def keyed_app(database_urls):
+    """Outside demo mode, with a test key for a sandbox process (nothing here calls it)."""
+    return make_app(
         database_urls["sqlite"],
         DEMO_MODE=False,
         STRIPE_SECRET_KEY=TEST_KEY,
         STRIPE_WEBHOOK_SECRET="whsec_endpoint",
         STRIPE_API_BASE="http://127.0.0.1:9",
     )
+
+
+def test_only_demo_mode_mounts_the_sandbox(database_urls):
+    demo = make_app(database_urls["sqlite"], DEMO_MODE=True, STRIPE_SECRET_KEY=None)
+    assert "stripe_sandbox" in demo.extensions
+    keyed = keyed_app(database_urls)
     assert "stripe_sandbox" not in keyed.extensions
     # Nothing answers under the sandbox's prefix: the shop's own 404.
     response = keyed.test_client().get(SANDBOX_PREFIX + "/_sandbox/health")
@@ -111,14 +116,7 @@ def test_only_demo_mode_mounts_the_sandbox(database_urls):
 
 
 def test_flask_demo_runs_in_demo_mode_only(database_urls):
-    app = make_app(
-        database_urls["sqlite"],
-        DEMO_MODE=False,
-        STRIPE_SECRET_KEY=TEST_KEY,
-        STRIPE_WEBHOOK_SECRET="whsec_endpoint",
-        STRIPE_API_BASE="http://127.0.0.1:9",
-    )
-    result = app.test_cli_runner().invoke(args=["demo", "--port", "1"])
+    result = keyed_app(database_urls).test_cli_runner().invoke(args=["demo", "--port", "1"])
     assert result.exit_code != 0
     assert "STOREFRONT_DEMO=1" in result.output
 

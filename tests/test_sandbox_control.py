@@ -194,6 +194,13 @@ def test_a_cross_site_form_post_changes_nothing(process, session, with_key):
     assert state_of(process, session.id) == before
 
 
+def pay_with_the_key(process, session, **headers: str) -> tuple[int, bytes, dict]:
+    """The control API's pay, as a JSON post with the key and these (browser) headers."""
+    body = json.dumps({"card": CARD_OK}).encode()
+    path = f"/_sandbox/checkout/sessions/{session.id}/pay"
+    return http(process, "POST", path, body, Content_Type="application/json", Authorization=f"Bearer {KEY}", **headers)
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -207,30 +214,13 @@ def test_a_cross_site_form_post_changes_nothing(process, session, with_key):
 )
 def test_requests_from_another_origin_are_refused_even_with_the_key(process, session, headers):
     before = state_of(process, session.id)
-    status, text, _ = http(
-        process,
-        "POST",
-        f"/_sandbox/checkout/sessions/{session.id}/pay",
-        json.dumps({"card": CARD_OK}).encode(),
-        Content_Type="application/json",
-        Authorization=f"Bearer {KEY}",
-        **headers,
-    )
+    status, text, _ = pay_with_the_key(process, session, **headers)
     assert status == 403, text[:200]
     assert state_of(process, session.id) == before
 
 
 def test_a_same_origin_request_with_the_key_works(process, session):
-    status, text, _ = http(
-        process,
-        "POST",
-        f"/_sandbox/checkout/sessions/{session.id}/pay",
-        json.dumps({"card": CARD_OK}).encode(),
-        Content_Type="application/json",
-        Authorization=f"Bearer {KEY}",
-        Origin=process.base,
-        Sec_Fetch_Site="same-origin",
-    )
+    status, text, _ = pay_with_the_key(process, session, Origin=process.base, Sec_Fetch_Site="same-origin")
     assert status == 200 and json.loads(text)["outcome"] == "succeeded"
 
 
