@@ -8,16 +8,19 @@ can no longer be changed, only released, and its release happens exactly once
 because it is itself a guarded UPDATE of the status.
 
 Holding more tickets restarts the hold timer; lowering or removing does not.
+
+Each change is a small command (``AddTickets``, ``SetQuantity``, ``RemoveLine``,
+``EmptyCart``, ``ReleaseIfLapsed``) that runs inside one transaction;
+``storefront.cart_changes.change_cart`` runs it and owns the retry policy.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy import Exists, Integer, bindparam, exists, insert, select, update
@@ -43,8 +46,6 @@ from .errors import (
 )
 from .extensions import db
 from .models import Cart, CartItem, CartStatus, Event, TicketType, utcnow
-
-T = TypeVar("T")
 
 # Above this a quantity is not a typo worth a limit message, it is bad input.
 MAX_SANE_QUANTITY = 10_000
@@ -142,48 +143,108 @@ def parse_quantity(raw: str | None, *, allow_zero: bool) -> int:
     return n
 
 
-# --- changing a cart ---------------------------------------------------------------
+# --- the changes of a cart ----------------------------------------------------------
+#
+# Each change is a small command: built from the buyer's input (bad input is refused
+# here, before any transaction), then ``apply``-ed inside one write transaction by
+# ``storefront.cart_changes.change_cart``, which owns the retry policy. ``apply``
+# raises a ``StorefrontError`` and its transaction is rolled back if the change
+# cannot be made whole.
 
 
-def add_tickets(token: str | None, event_slug: str, quantities: Mapping[int, int], now: datetime | None = None) -> str:
-    """Hold more tickets of ``event_slug`` in the cart: ``{ticket_type_id: n}``.
+class CartChange:
+    def apply(self, token: str | None, now: datetime) -> str | bool | None:
+        raise NotImplementedError
 
-    Returns the token of the cart now holding them: the same one, or a new cart's if
-    there was none or the old one lapsed. Raises a ``StorefrontError`` and changes
-    nothing if any line cannot be held.
-    """
-    wanted = {tt_id: n for tt_id, n in quantities.items() if n}
-    if any(n < 0 or n > MAX_SANE_QUANTITY for n in wanted.values()):
-        raise InvalidQuantity()
-    if not wanted:
-        raise NothingChosen()
-    return _with_lazy_release(lambda: _add(token, event_slug, wanted, now or utcnow()))
+    def before_closing_checkout(self, token: str | None) -> None:
+        """The cart is being paid for: refuse here what closing that payment would not
+        make possible anyway (nothing, unless the change says otherwise)."""
 
 
-def set_quantity(token: str | None, line_id: int, quantity: int, now: datetime | None = None) -> None:
-    """Change one line to ``quantity`` (at least 1; removing is ``remove_line``)."""
-    if quantity < 1 or quantity > MAX_SANE_QUANTITY:
-        raise InvalidQuantity(str(quantity))
-    _changing_live_cart(token, lambda: _with_lazy_release(lambda: _set(token, line_id, quantity, now or utcnow())))
+@dataclass(frozen=True)
+class AddTickets(CartChange):
+    """Hold more tickets of one event: ``{ticket_type_id: n}``. Applied, returns the
+    token of the cart now holding them: the same one, or a new cart's if there was
+    none or the old one lapsed."""
+
+    event_slug: str
+    quantities: Mapping[int, int]
+
+    def __post_init__(self) -> None:
+        wanted = {tt_id: n for tt_id, n in self.quantities.items() if n}
+        if any(n < 0 or n > MAX_SANE_QUANTITY for n in wanted.values()):
+            raise InvalidQuantity()
+        if not wanted:
+            raise NothingChosen()
+        object.__setattr__(self, "quantities", wanted)  # without the lines of 0
+
+    def apply(self, token: str | None, now: datetime) -> str:
+        return _add(token, self.event_slug, self.quantities, now)
+
+    def before_closing_checkout(self, token: str | None) -> None:
+        # Another event's tickets could not join the cart even after its payment is closed.
+        held = view_cart(token).event
+        if held is not None and held.slug != self.event_slug:
+            raise CartHoldsOtherEvent(held.title)
 
 
-def remove_line(token: str | None, line_id: int, now: datetime | None = None) -> None:
-    _changing_live_cart(token, lambda: _in_transaction(_remove, token, line_id, now or utcnow()))
+@dataclass(frozen=True)
+class SetQuantity(CartChange):
+    """Change one line to ``quantity`` (at least 1; removing is ``RemoveLine``)."""
+
+    line_id: int
+    quantity: int
+
+    def __post_init__(self) -> None:
+        if self.quantity < 1 or self.quantity > MAX_SANE_QUANTITY:
+            raise InvalidQuantity(str(self.quantity))
+
+    def apply(self, token: str | None, now: datetime) -> None:
+        _set(token, self.line_id, self.quantity, now)
 
 
-def empty_cart(token: str | None, now: datetime | None = None) -> None:
-    _changing_live_cart(token, lambda: _in_transaction(_empty, token, now or utcnow()))
+@dataclass(frozen=True)
+class RemoveLine(CartChange):
+    line_id: int
+
+    def apply(self, token: str | None, now: datetime) -> None:
+        item = _line_of(_lock_live_cart(token, now, extend=False), self.line_id)
+        inventory.release({item.ticket_type: item.quantity})
+        db.session.delete(item)
+
+
+@dataclass(frozen=True)
+class EmptyCart(CartChange):
+    def apply(self, token: str | None, now: datetime) -> None:
+        items = items_of(_lock_live_cart(token, now, extend=False).id)
+        inventory.release({item.ticket_type: item.quantity for item in items})
+        for item in items:
+            db.session.delete(item)
+
+
+@dataclass(frozen=True)
+class ReleaseIfLapsed(CartChange):
+    """The countdown's end: give the tickets back if the hold really lapsed. Applied,
+    returns whether this call released them (idempotent)."""
+
+    def apply(self, token: str | None, now: datetime) -> bool:
+        return _release_if_lapsed(token, now)
 
 
 def release_if_lapsed(token: str | None, now: datetime | None = None) -> bool:
-    """Release this cart's hold if its time ran out (the countdown's end). Idempotent."""
+    """``ReleaseIfLapsed`` in a transaction of its own (a lapsed cart's release after
+    the change that found it lapsed was rolled back)."""
+    if not token:
+        return False
+    with write_transaction(durable=False):
+        return _release_if_lapsed(token, now or utcnow())
+
+
+def _release_if_lapsed(token: str | None, now: datetime) -> bool:
     if not token:
         return False
     cart_id = db.session.execute(select(Cart.id).where(Cart.token == token)).scalar_one_or_none()
-    if cart_id is None:
-        return False
-    with write_transaction(durable=False):
-        return _expire(cart_id, now or utcnow())
+    return cart_id is not None and _expire(cart_id, now)
 
 
 # Carts whose hold lapsed, oldest first; narrowed to those holding some ticket types
@@ -241,36 +302,7 @@ def release_lapsed_holds(
     return released
 
 
-# --- inside the transaction ------------------------------------------------------------
-
-
-class _WorthAnotherTry(Exception):
-    """A change ran short, but lapsed carts hold what it needs or more is left now."""
-
-    def __init__(self, short: SoldOut):
-        super().__init__(short)
-        self.short = short
-
-
-def _with_lazy_release(change: Callable[[], T]) -> T:
-    """Run ``change`` in a write transaction; on a shortage that lapsed holds or another
-    buyer's release could make good, release the lapsed holds of what ran short and
-    try once more."""
-    try:
-        with write_transaction(durable=False):
-            try:
-                return change()
-            except SoldOut as short:
-                if _worth_another_try(short, utcnow()):
-                    raise _WorthAnotherTry(short) from short
-                raise
-    except _WorthAnotherTry as retry:
-        release_lapsed_holds(
-            ticket_type_ids=[retry.short.ticket_type_id] if retry.short.ticket_type_id else None,
-            event_id=None if retry.short.ticket_type_id else retry.short.event_id,
-        )
-    with write_transaction(durable=False):
-        return change()
+# --- inside the change's transaction ----------------------------------------------------
 
 
 def _lapsed_holders(*where) -> Exists:
@@ -298,7 +330,7 @@ _SHORT_OF_EVENT = select(
 ).where(Event.id == bindparam("event_id"))
 
 
-def _worth_another_try(short: SoldOut, now: datetime) -> bool:
+def lapsed_holds_may_help(short: SoldOut, now: datetime) -> bool:
     """Lapsed carts hold what ran short, or more is left than when the hold failed:
     another buyer released stock in between, typically the very lapsed cart this
     buyer would have found. Without the second test, every buyer but the one whose
@@ -312,7 +344,7 @@ def _worth_another_try(short: SoldOut, now: datetime) -> bool:
     return bool(lapsed) or min(x for x in lefts if x is not None) > short.left
 
 
-def _add(token: str | None, event_slug: str, wanted: dict[int, int], now: datetime) -> str:
+def _add(token: str | None, event_slug: str, wanted: Mapping[int, int], now: datetime) -> str:
     # The event with its ticket types in one query (the event page's own); ``tt.event``
     # is then found in the session without a query.
     event = catalog.published_event(event_slug)
@@ -386,24 +418,6 @@ _GROW_LINE = (
 )
 
 
-def _in_transaction(change: Callable[..., T], *args) -> T:
-    with write_transaction(durable=False):
-        return change(*args)
-
-
-def _remove(token: str | None, line_id: int, now: datetime) -> None:
-    item = _line_of(_lock_live_cart(token, now, extend=False), line_id)
-    inventory.release({item.ticket_type: item.quantity})
-    db.session.delete(item)
-
-
-def _empty(token: str | None, now: datetime) -> None:
-    items = items_of(_lock_live_cart(token, now, extend=False).id)
-    inventory.release({item.ticket_type: item.quantity for item in items})
-    for item in items:
-        db.session.delete(item)
-
-
 def _set(token: str | None, line_id: int, quantity: int, now: datetime) -> None:
     # Lock without extending first: only a real increase restarts the timer.
     cart = _lock_live_cart(token, now, extend=False)
@@ -454,16 +468,6 @@ def _lock_live_cart(token: str | None, now: datetime, *, extend: bool) -> Cart:
         if status in (CartStatus.ACTIVE.value, CartStatus.EXPIRED.value):
             raise CartLapsed()
     raise LineNotFound()
-
-
-def _changing_live_cart(token: str | None, change: Callable[[], T]) -> T:
-    """Run a change of an existing cart; if the cart lapsed, release it (in its own
-    transaction, since the change's own is rolled back) and tell the buyer."""
-    try:
-        return change()
-    except CartLapsed:
-        release_if_lapsed(token)
-        raise
 
 
 def _live_cart_or_lapsed_released(token: str | None, now: datetime) -> Cart | None:

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from storefront import cart as carts
 from storefront import catalog
+from storefront.cart_changes import change_cart
 from storefront.extensions import db
 from storefront.models import CartStatus, Event, Organiser
 
@@ -45,15 +46,15 @@ def test_the_demo_sells_a_zero_decimal_currency(app):
     page = app.test_client().get(f"/events/{summit.slug}").get_data(as_text=True)
     assert "¥12,000" in page and "¥18,000" in page and "¥1,200,000" not in page
     assert f'name="quantity-{early.id}"' in page
-    token = carts.add_tickets(None, summit.slug, {early.id: 2})
+    token = change_cart(None, carts.AddTickets(summit.slug, {early.id: 2}))
     assert carts.view_cart(token).total_minor == 24000
 
 
 def test_sweep_holds_command(app):
     event = make_event()
     tt = event.ticket_types[0]
-    lapsed = [carts.add_tickets(None, event.slug, {tt.id: 2}) for _ in range(3)]
-    live = carts.add_tickets(None, event.slug, {tt.id: 1})
+    lapsed = [change_cart(None, carts.AddTickets(event.slug, {tt.id: 2})) for _ in range(3)]
+    live = change_cart(None, carts.AddTickets(event.slug, {tt.id: 1}))
     for token in lapsed:
         lapse(token)
     result = app.test_cli_runner().invoke(args=["sweep-holds"])

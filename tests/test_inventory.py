@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from storefront import cart as carts
 from storefront import inventory
+from storefront.cart_changes import change_cart
 from storefront.database import write_transaction
 from storefront.errors import (
     CartHoldsOtherEvent,
@@ -34,7 +35,7 @@ from .factories import cart_by_token, held_in_live_carts, lapse, make_event, rel
 def test_hold_counts_held_stock(app):
     event = make_event(ticket_types=[{"name": "Standard", "capacity": 5}])
     tt = event.ticket_types[0]
-    token = carts.add_tickets(None, event.slug, {tt.id: 3})
+    token = change_cart(None, carts.AddTickets(event.slug, {tt.id: 3}))
     assert ticket_type(tt.id).held == 3
     assert held_in_live_carts(tt.id) == 3
     assert [(i.ticket_type_id, i.quantity) for i in cart_by_token(token).items] == [(tt.id, 3)]
@@ -43,8 +44,8 @@ def test_hold_counts_held_stock(app):
 def test_adding_again_grows_the_same_line_and_cart(app):
     event = make_event()
     tt = event.ticket_types[0]
-    token = carts.add_tickets(None, event.slug, {tt.id: 1})
-    assert carts.add_tickets(token, event.slug, {tt.id: 2}) == token
+    token = change_cart(None, carts.AddTickets(event.slug, {tt.id: 1}))
+    assert change_cart(token, carts.AddTickets(event.slug, {tt.id: 2})) == token
     assert [(i.ticket_type_id, i.quantity) for i in cart_by_token(token).items] == [(tt.id, 3)]
     assert ticket_type(tt.id).held == 3
 
@@ -52,14 +53,14 @@ def test_adding_again_grows_the_same_line_and_cart(app):
 def test_last_tickets_then_only_n_left_then_sold_out(app):
     event = make_event(ticket_types=[{"name": "Standard", "capacity": 3}])
     tt = event.ticket_types[0]
-    carts.add_tickets(None, event.slug, {tt.id: 2})
+    change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     with pytest.raises(SoldOut) as short:
-        carts.add_tickets(None, event.slug, {tt.id: 2})
+        change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     assert short.value.left == 1
     assert short.value.message() == "Only 1 ticket left for Standard."
-    carts.add_tickets(None, event.slug, {tt.id: 1})
+    change_cart(None, carts.AddTickets(event.slug, {tt.id: 1}))
     with pytest.raises(SoldOut) as gone:
-        carts.add_tickets(None, event.slug, {tt.id: 1})
+        change_cart(None, carts.AddTickets(event.slug, {tt.id: 1}))
     assert gone.value.left == 0
     assert gone.value.message() == "Standard is sold out."
     assert ticket_type(tt.id).held == 3
@@ -69,7 +70,7 @@ def test_a_failed_line_holds_nothing_of_the_others(app):
     event = make_event(ticket_types=[{"name": "A", "capacity": 10}, {"name": "B", "capacity": 1}])
     a, b = event.ticket_types
     with pytest.raises(SoldOut):
-        carts.add_tickets(None, event.slug, {a.id: 2, b.id: 2})
+        change_cart(None, carts.AddTickets(event.slug, {a.id: 2, b.id: 2}))
     assert ticket_type(a.id).held == 0
     assert ticket_type(b.id).held == 0
 
@@ -111,11 +112,11 @@ def test_a_refusal_decided_from_the_read_matches_the_holds(app):
 def test_event_wide_capacity_limits_all_types(app):
     event = make_event(capacity=5, ticket_types=[{"name": "Standard", "capacity": 5}, {"name": "VIP", "capacity": 5}])
     standard, vip = event.ticket_types
-    carts.add_tickets(None, event.slug, {standard.id: 4})
+    change_cart(None, carts.AddTickets(event.slug, {standard.id: 4}))
     with pytest.raises(SoldOut) as short:
-        carts.add_tickets(None, event.slug, {vip.id: 2})
+        change_cart(None, carts.AddTickets(event.slug, {vip.id: 2}))
     assert short.value.left == 1
-    carts.add_tickets(None, event.slug, {vip.id: 1})
+    change_cart(None, carts.AddTickets(event.slug, {vip.id: 1}))
     db.session.rollback()
     assert db.session.get(type(event), event.id).held == 5
     assert inventory.ticket_type_left(vip.id) == 0
@@ -124,9 +125,9 @@ def test_event_wide_capacity_limits_all_types(app):
 def test_lapsed_holds_are_released_when_stock_runs_short(app):
     event = make_event(ticket_types=[{"name": "Standard", "capacity": 2}])
     tt = event.ticket_types[0]
-    first = carts.add_tickets(None, event.slug, {tt.id: 2})
+    first = change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     lapse(first)
-    second = carts.add_tickets(None, event.slug, {tt.id: 2})
+    second = change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     assert cart_by_token(first).status == CartStatus.EXPIRED.value
     assert cart_by_token(second).status == CartStatus.ACTIVE.value
     assert ticket_type(tt.id).held == 2
@@ -136,8 +137,8 @@ def test_lapsed_holds_are_released_when_stock_runs_short(app):
 def test_sweep_releases_lapsed_carts_once(app):
     event = make_event()
     tt = event.ticket_types[0]
-    lapsed = carts.add_tickets(None, event.slug, {tt.id: 4})
-    live = carts.add_tickets(None, event.slug, {tt.id: 1})
+    lapsed = change_cart(None, carts.AddTickets(event.slug, {tt.id: 4}))
+    live = change_cart(None, carts.AddTickets(event.slug, {tt.id: 1}))
     lapse(lapsed)
     assert carts.release_lapsed_holds() == 1
     assert carts.release_lapsed_holds() == 0
@@ -148,9 +149,9 @@ def test_sweep_releases_lapsed_carts_once(app):
 def test_adding_to_a_lapsed_cart_starts_a_fresh_hold(app):
     event = make_event()
     tt = event.ticket_types[0]
-    old = carts.add_tickets(None, event.slug, {tt.id: 2})
+    old = change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     lapse(old)
-    new = carts.add_tickets(old, event.slug, {tt.id: 1})
+    new = change_cart(old, carts.AddTickets(event.slug, {tt.id: 1}))
     assert new != old
     assert cart_by_token(old).status == CartStatus.EXPIRED.value
     fresh = cart_by_token(new)
@@ -162,11 +163,11 @@ def test_adding_to_a_lapsed_cart_starts_a_fresh_hold(app):
 def test_changing_a_lapsed_cart_releases_it_and_says_so(app):
     event = make_event()
     tt = event.ticket_types[0]
-    token = carts.add_tickets(None, event.slug, {tt.id: 2})
+    token = change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     line = cart_by_token(token).items[0].id
     lapse(token)
     with pytest.raises(CartLapsed):
-        carts.set_quantity(token, line, 3)
+        change_cart(token, carts.SetQuantity(line, 3))
     assert cart_by_token(token).status == CartStatus.EXPIRED.value
     assert ticket_type(tt.id).held == 0
 
@@ -174,7 +175,7 @@ def test_changing_a_lapsed_cart_releases_it_and_says_so(app):
 def test_release_if_lapsed_leaves_a_live_cart_alone(app):
     event = make_event()
     tt = event.ticket_types[0]
-    token = carts.add_tickets(None, event.slug, {tt.id: 2})
+    token = change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     assert carts.release_if_lapsed(token) is False
     assert ticket_type(tt.id).held == 2
     lapse(token)
@@ -186,13 +187,13 @@ def test_release_if_lapsed_leaves_a_live_cart_alone(app):
 def test_set_quantity_up_and_down(app):
     event = make_event(ticket_types=[{"name": "Standard", "capacity": 5}])
     tt = event.ticket_types[0]
-    token = carts.add_tickets(None, event.slug, {tt.id: 2})
+    token = change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     line = cart_by_token(token).items[0].id
-    carts.set_quantity(token, line, 5)
+    change_cart(token, carts.SetQuantity(line, 5))
     assert ticket_type(tt.id).held == 5
     with pytest.raises(SoldOut):
-        carts.set_quantity(token, line, 6)
-    carts.set_quantity(token, line, 1)
+        change_cart(token, carts.SetQuantity(line, 6))
+    change_cart(token, carts.SetQuantity(line, 1))
     assert ticket_type(tt.id).held == 1
     assert cart_by_token(token).items[0].quantity == 1
 
@@ -200,26 +201,26 @@ def test_set_quantity_up_and_down(app):
 def test_lowering_does_not_restart_the_timer_but_raising_does(app):
     event = make_event()
     tt = event.ticket_types[0]
-    token = carts.add_tickets(None, event.slug, {tt.id: 3})
+    token = change_cart(None, carts.AddTickets(event.slug, {tt.id: 3}))
     with write_transaction():
         from storefront.models import Cart
 
         db.session.execute(update(Cart).where(Cart.token == token).values(expires_at=utcnow() + timedelta(minutes=2)))
     line = cart_by_token(token).items[0].id
-    carts.set_quantity(token, line, 2)
+    change_cart(token, carts.SetQuantity(line, 2))
     assert cart_by_token(token).expires_at < utcnow() + timedelta(minutes=3)
-    carts.set_quantity(token, line, 4)
+    change_cart(token, carts.SetQuantity(line, 4))
     assert cart_by_token(token).expires_at > utcnow() + timedelta(minutes=14)
 
 
 def test_remove_line_and_empty_cart_release_stock(app):
     event = make_event(ticket_types=[{"name": "A"}, {"name": "B"}])
     a, b = event.ticket_types
-    token = carts.add_tickets(None, event.slug, {a.id: 2, b.id: 3})
+    token = change_cart(None, carts.AddTickets(event.slug, {a.id: 2, b.id: 3}))
     line_a = next(i.id for i in cart_by_token(token).items if i.ticket_type_id == a.id)
-    carts.remove_line(token, line_a)
+    change_cart(token, carts.RemoveLine(line_a))
     assert (ticket_type(a.id).held, ticket_type(b.id).held) == (0, 3)
-    carts.empty_cart(token)
+    change_cart(token, carts.EmptyCart())
     assert ticket_type(b.id).held == 0
     assert cart_by_token(token).items == []
 
@@ -227,9 +228,9 @@ def test_remove_line_and_empty_cart_release_stock(app):
 def test_per_order_maximum(app):
     event = make_event(ticket_types=[{"name": "VIP", "max_per_order": 4}])
     tt = event.ticket_types[0]
-    token = carts.add_tickets(None, event.slug, {tt.id: 3})
+    token = change_cart(None, carts.AddTickets(event.slug, {tt.id: 3}))
     with pytest.raises(OverPerOrderLimit) as over:
-        carts.add_tickets(token, event.slug, {tt.id: 2})
+        change_cart(token, carts.AddTickets(event.slug, {tt.id: 2}))
     assert over.value.message() == "You can buy at most 4 tickets of VIP per order."
     assert ticket_type(tt.id).held == 3
 
@@ -238,9 +239,9 @@ def test_per_order_maximum(app):
 def test_cart_cap_over_all_types(app):
     event = make_event(ticket_types=[{"name": "A"}, {"name": "B"}])
     a, b = event.ticket_types
-    token = carts.add_tickets(None, event.slug, {a.id: 3})
+    token = change_cart(None, carts.AddTickets(event.slug, {a.id: 3}))
     with pytest.raises(OverCartLimit):
-        carts.add_tickets(token, event.slug, {b.id: 3})
+        change_cart(token, carts.AddTickets(event.slug, {b.id: 3}))
     assert ticket_type(b.id).held == 0
 
 
@@ -257,7 +258,7 @@ def test_bad_quantities_change_nothing(app, quantities, error):
     event = make_event()
     tt = event.ticket_types[0]
     with pytest.raises(error):
-        carts.add_tickets(None, event.slug, {tt.id if k == 1 else k: v for k, v in quantities.items()})
+        change_cart(None, carts.AddTickets(event.slug, {tt.id if k == 1 else k: v for k, v in quantities.items()}))
     assert ticket_type(tt.id).held == 0
 
 
@@ -277,16 +278,16 @@ def test_unknown_and_foreign_ticket_types(app):
     event = make_event()
     other = make_event()
     with pytest.raises(UnknownTicketType):
-        carts.add_tickets(None, event.slug, {999_999: 1})
+        change_cart(None, carts.AddTickets(event.slug, {999_999: 1}))
     with pytest.raises(TicketTypeOfOtherEvent):
-        carts.add_tickets(None, event.slug, {other.ticket_types[0].id: 1})
+        change_cart(None, carts.AddTickets(event.slug, {other.ticket_types[0].id: 1}))
     assert ticket_type(other.ticket_types[0].id).held == 0
 
 
 def test_unpublished_event_cannot_be_bought(app):
     event = make_event(status=EventStatus.DRAFT.value)
     with pytest.raises(EventNotFound):
-        carts.add_tickets(None, event.slug, {event.ticket_types[0].id: 1})
+        change_cart(None, carts.AddTickets(event.slug, {event.ticket_types[0].id: 1}))
     assert ticket_type(event.ticket_types[0].id).held == 0
 
 
@@ -294,16 +295,16 @@ def test_sales_window(app):
     not_yet = make_event(sales_start=utcnow() + timedelta(days=1))
     ended = make_event(ticket_types=[{"name": "Early", "sales_end": utcnow() - timedelta(minutes=1)}])
     with pytest.raises(NotOnSaleYet):
-        carts.add_tickets(None, not_yet.slug, {not_yet.ticket_types[0].id: 1})
+        change_cart(None, carts.AddTickets(not_yet.slug, {not_yet.ticket_types[0].id: 1}))
     with pytest.raises(SalesEnded):
-        carts.add_tickets(None, ended.slug, {ended.ticket_types[0].id: 1})
+        change_cart(None, carts.AddTickets(ended.slug, {ended.ticket_types[0].id: 1}))
 
 
 def test_one_event_per_cart(app):
     first, second = make_event(title="First"), make_event(title="Second")
-    token = carts.add_tickets(None, first.slug, {first.ticket_types[0].id: 1})
+    token = change_cart(None, carts.AddTickets(first.slug, {first.ticket_types[0].id: 1}))
     with pytest.raises(CartHoldsOtherEvent) as other:
-        carts.add_tickets(token, second.slug, {second.ticket_types[0].id: 1})
+        change_cart(token, carts.AddTickets(second.slug, {second.ticket_types[0].id: 1}))
     assert "First" in other.value.message()
     assert ticket_type(second.ticket_types[0].id).held == 0
 
@@ -311,15 +312,15 @@ def test_one_event_per_cart(app):
 def test_another_carts_line_is_not_found(app):
     event = make_event()
     tt = event.ticket_types[0]
-    mine = carts.add_tickets(None, event.slug, {tt.id: 1})
-    theirs = carts.add_tickets(None, event.slug, {tt.id: 2})
+    mine = change_cart(None, carts.AddTickets(event.slug, {tt.id: 1}))
+    theirs = change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     their_line = cart_by_token(theirs).items[0].id
     with pytest.raises(LineNotFound):
-        carts.set_quantity(mine, their_line, 5)
+        change_cart(mine, carts.SetQuantity(their_line, 5))
     with pytest.raises(LineNotFound):
-        carts.remove_line(mine, their_line)
+        change_cart(mine, carts.RemoveLine(their_line))
     with pytest.raises(LineNotFound):
-        carts.remove_line(None, their_line)
+        change_cart(None, carts.RemoveLine(their_line))
     assert cart_by_token(theirs).items[0].quantity == 2
     assert ticket_type(tt.id).held == 3
 
@@ -342,7 +343,7 @@ def test_the_database_refuses_counters_past_capacity(app):
 def test_sell_moves_held_to_sold_on_the_type_and_its_event(app):
     event = make_event(capacity=4, ticket_types=[{"name": "Standard", "capacity": 3}])
     tt = event.ticket_types[0]
-    carts.add_tickets(None, event.slug, {tt.id: 2})
+    change_cart(None, carts.AddTickets(event.slug, {tt.id: 2}))
     with write_transaction():
         inventory.sell({db.session.get(TicketType, tt.id): 2})
     fresh = ticket_type(tt.id)
@@ -354,7 +355,7 @@ def test_sell_moves_held_to_sold_on_the_type_and_its_event(app):
 def test_sell_refuses_what_is_not_held_and_changes_nothing(app):
     event = make_event(ticket_types=[{"name": "Standard", "capacity": 3}])
     tt = event.ticket_types[0]
-    carts.add_tickets(None, event.slug, {tt.id: 1})
+    change_cart(None, carts.AddTickets(event.slug, {tt.id: 1}))
     with pytest.raises(inventory.NotHeld):
         with write_transaction():
             inventory.sell({db.session.get(TicketType, tt.id): 2})
@@ -376,7 +377,7 @@ def test_cart_holds_commit_without_waiting_for_the_disk_and_other_writes_wait(ap
     tt = event.ticket_types[0]
     sa_event.listen(db.engine, "commit", at_commit)
     try:
-        carts.add_tickets(None, event.slug, {tt.id: 1})
+        change_cart(None, carts.AddTickets(event.slug, {tt.id: 1}))
         assert seen == ["off"]
         with write_transaction():  # orders, payments, anything that is not a hold
             inventory.hold({ticket_type(tt.id): 1})

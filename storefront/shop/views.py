@@ -10,7 +10,8 @@ from flask_babel import gettext as _
 from .. import cart as carts
 from .. import catalog, htmx, parsing
 from .. import checkout as checkouts
-from ..errors import CartCheckingOut, CartHoldsOtherEvent, InvalidQuantity, StorefrontError, UnknownTicketType
+from ..cart_changes import change_cart
+from ..errors import InvalidQuantity, StorefrontError, UnknownTicketType
 from ..links import public_url
 from ..models import utcnow
 from . import bp
@@ -50,8 +51,8 @@ def event(slug: str):
 @bp.post("/events/<slug:slug>/cart")
 def add_to_cart(slug: str):
     try:
-        quantities = _parse_add_form()
-        session[CART_KEY] = _leaving_checkout(lambda: carts.add_tickets(_cart_token(), slug, quantities), slug)
+        change = carts.AddTickets(slug, _parse_add_form())
+        session[CART_KEY] = change_cart(_cart_token(), change)
     except StorefrontError as error:
         return _add_failed(slug, error)
     if htmx.wants_fragment():
@@ -98,34 +99,34 @@ def cart():
 @bp.post("/cart/lines/<id:line_id>")
 def update_line(line_id: int):
     return _change_cart(
-        lambda: carts.set_quantity(
-            _cart_token(), line_id, carts.parse_quantity(request.form.get("quantity"), allow_zero=False)
-        )
+        lambda: carts.SetQuantity(line_id, carts.parse_quantity(request.form.get("quantity"), allow_zero=False))
     )
 
 
 @bp.post("/cart/lines/<id:line_id>/remove")
 def remove_line(line_id: int):
-    return _change_cart(lambda: carts.remove_line(_cart_token(), line_id))
+    return _change_cart(lambda: carts.RemoveLine(line_id))
 
 
 @bp.post("/cart/empty")
 def empty_cart():
-    return _change_cart(lambda: carts.empty_cart(_cart_token()))
+    return _change_cart(carts.EmptyCart)
 
 
 @bp.post("/cart/lapse")
 def lapse():
     """The countdown reached zero: give the tickets back if the hold really lapsed."""
-    return _change_cart(lambda: carts.release_if_lapsed(_cart_token()))
+    return _change_cart(carts.ReleaseIfLapsed)
 
 
-def _change_cart(change):
+def _change_cart(parse_change):
+    """Parse the request into a change of the cart (``parse_change()``), apply it, and
+    answer the cart: the fragment for htmx, else a redirect (or the page with the error)."""
     # Decided before anything changes: an unsafe target is no reason to fail after a commit.
     back_to = parsing.local_redirect_target(request.form.get("next")) or url_for("shop.cart")
     event_slug = _cart_event_slug()
     try:
-        _leaving_checkout(change)
+        change_cart(_cart_token(), parse_change())
     except StorefrontError as error:
         if htmx.wants_fragment():
             return _cart_fragment(error=error, changed_event_slug=event_slug)
@@ -136,20 +137,6 @@ def _change_cart(change):
     if htmx.wants_fragment():
         return _cart_fragment(changed_event_slug=event_slug)
     return htmx.redirect(back_to)
-
-
-def _leaving_checkout(change, adding_to_event: str | None = None):
-    """Run a cart change; if the cart is being paid for (the buyer came back from
-    Stripe), close that payment at Stripe first, then run the change again. Adding
-    another event's tickets is refused before anything is closed."""
-    try:
-        return change()
-    except CartCheckingOut:
-        held = carts.view_cart(_cart_token()).event
-        if adding_to_event is not None and held is not None and held.slug != adding_to_event:
-            raise CartHoldsOtherEvent(held.title) from None
-        checkouts.return_to_cart(_cart_token())
-    return change()
 
 
 def _cart_event_slug() -> str | None:
