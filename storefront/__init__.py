@@ -60,6 +60,11 @@ def create_app(config: dict | None = None) -> Flask:
 
     request_body.init_app(app)  # after htmx-flask, which sets a request class of its own
 
+    from . import limits, proxies
+
+    proxies.init_app(app)
+    limits.init_app(app)
+
     from . import formatting
 
     formatting.init_app(app)

@@ -27,6 +27,7 @@ from sqlalchemy import Exists, Integer, bindparam, exists, insert, select, updat
 from sqlalchemy.orm import joinedload, selectinload
 
 from . import catalog, inventory, parsing
+from .allowance import Allowance
 from .database import write_transaction
 from .errors import (
     CartCheckingOut,
@@ -153,7 +154,7 @@ def parse_quantity(raw: str | None, *, allow_zero: bool) -> int:
 
 
 class CartChange:
-    def apply(self, token: str | None, now: datetime) -> str | bool | None:
+    def apply(self, token: str | None, now: datetime, allowance: Allowance) -> str | bool | None:
         raise NotImplementedError
 
     def before_closing_checkout(self, token: str | None) -> None:
@@ -178,8 +179,8 @@ class AddTickets(CartChange):
             raise NothingChosen()
         object.__setattr__(self, "quantities", wanted)  # without the lines of 0
 
-    def apply(self, token: str | None, now: datetime) -> str:
-        return _add(token, self.event_slug, self.quantities, now)
+    def apply(self, token: str | None, now: datetime, allowance: Allowance) -> str:
+        return _add(token, self.event_slug, self.quantities, now, allowance)
 
     def before_closing_checkout(self, token: str | None) -> None:
         # Another event's tickets could not join the cart even after its payment is closed.
@@ -199,15 +200,15 @@ class SetQuantity(CartChange):
         if self.quantity < 1 or self.quantity > MAX_SANE_QUANTITY:
             raise InvalidQuantity(str(self.quantity))
 
-    def apply(self, token: str | None, now: datetime) -> None:
-        _set(token, self.line_id, self.quantity, now)
+    def apply(self, token: str | None, now: datetime, allowance: Allowance) -> None:
+        _set(token, self.line_id, self.quantity, now, allowance)
 
 
 @dataclass(frozen=True)
 class RemoveLine(CartChange):
     line_id: int
 
-    def apply(self, token: str | None, now: datetime) -> None:
+    def apply(self, token: str | None, now: datetime, allowance: Allowance) -> None:
         item = _line_of(_lock_live_cart(token, now, extend=False), self.line_id)
         inventory.release({item.ticket_type: item.quantity})
         db.session.delete(item)
@@ -215,7 +216,7 @@ class RemoveLine(CartChange):
 
 @dataclass(frozen=True)
 class EmptyCart(CartChange):
-    def apply(self, token: str | None, now: datetime) -> None:
+    def apply(self, token: str | None, now: datetime, allowance: Allowance) -> None:
         items = items_of(_lock_live_cart(token, now, extend=False).id)
         inventory.release({item.ticket_type: item.quantity for item in items})
         for item in items:
@@ -227,7 +228,7 @@ class ReleaseIfLapsed(CartChange):
     """The countdown's end: give the tickets back if the hold really lapsed. Applied,
     returns whether this call released them (idempotent)."""
 
-    def apply(self, token: str | None, now: datetime) -> bool:
+    def apply(self, token: str | None, now: datetime, allowance: Allowance) -> bool:
         return _release_if_lapsed(token, now)
 
 
@@ -344,7 +345,7 @@ def lapsed_holds_may_help(short: SoldOut, now: datetime) -> bool:
     return bool(lapsed) or min(x for x in lefts if x is not None) > short.left
 
 
-def _add(token: str | None, event_slug: str, wanted: Mapping[int, int], now: datetime) -> str:
+def _add(token: str | None, event_slug: str, wanted: Mapping[int, int], now: datetime, allowance: Allowance) -> str:
     # The event with its ticket types in one query (the event page's own); ``tt.event``
     # is then found in the session without a query.
     event = catalog.published_event(event_slug)
@@ -377,6 +378,14 @@ def _add(token: str | None, event_slug: str, wanted: Mapping[int, int], now: dat
     limit = current_app.config["MAX_TICKETS_PER_CART"]
     if sum(item.quantity for item in items.values()) + sum(wanted.values()) > limit:
         raise OverCartLimit(limit)
+    # Asked only now, so a refusal for want of stock or of a valid quantity costs the
+    # buyer nothing of their allowance. What was counted stays counted if the change
+    # fails after all (a moving window cannot give it back): a hold that a race the
+    # rows above did not show leaves short, or tickets counted before the new cart is
+    # refused. The tickets are asked first: a client that ran through them is told so.
+    allowance.hold(event.id, sum(wanted.values()))
+    if cart is None:
+        allowance.start_cart()
 
     # The cart's own rows first, the stock rows last: a ticket type's row stays locked
     # from its UPDATE to the COMMIT, and every other buyer of that type waits for
@@ -418,7 +427,7 @@ _GROW_LINE = (
 )
 
 
-def _set(token: str | None, line_id: int, quantity: int, now: datetime) -> None:
+def _set(token: str | None, line_id: int, quantity: int, now: datetime, allowance: Allowance) -> None:
     # Lock without extending first: only a real increase restarts the timer.
     cart = _lock_live_cart(token, now, extend=False)
     item = _line_of(cart, line_id)
@@ -431,6 +440,7 @@ def _set(token: str | None, line_id: int, quantity: int, now: datetime) -> None:
         limit = current_app.config["MAX_TICKETS_PER_CART"]
         if sum(i.quantity for i in items_of(cart.id)) + delta > limit:
             raise OverCartLimit(limit)
+        allowance.hold(tt.event_id, delta)
         inventory.hold({tt: delta})
         _extend(cart.id, now)
     elif delta < 0:

@@ -23,6 +23,7 @@ from datetime import datetime
 
 from . import cart as carts
 from . import checkout as checkouts
+from .allowance import UNLIMITED, Allowance
 from .database import write_transaction
 from .errors import CartCheckingOut, CartLapsed, SoldOut
 from .models import utcnow
@@ -32,18 +33,20 @@ def change_cart(
     token: str | None,
     change: carts.CartChange,
     *,
+    allowance: Allowance = UNLIMITED,
     now: datetime | None = None,
 ) -> str | bool | None:
     """Apply ``change`` to the buyer's cart with the retry policy above; returns what the
-    change returns (``AddTickets``: the cart's token). Raises a ``StorefrontError``,
-    with nothing changed, when the change cannot be made."""
+    change returns (``AddTickets``: the cart's token). ``allowance`` is what this
+    client may still take (``storefront.limits.for_client()`` in a request). Raises a
+    ``StorefrontError``, with nothing changed, when the change cannot be made."""
     released_lapsed_holds = closed_checkout = False
     while True:
         lapsed_holds_may_help = False
         try:
             with write_transaction(durable=False):
                 try:
-                    return change.apply(token, now or utcnow())
+                    return change.apply(token, now or utcnow(), allowance)
                 except SoldOut as short:
                     # Asked in the transaction that ran short, in one query, so refusing
                     # a buyer stays cheap (most buyers of a flash sale are refused).

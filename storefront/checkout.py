@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 
 from . import cart as carts
 from . import fulfilment, mail, parsing
+from .allowance import UNLIMITED, Allowance
 from .database import write_transaction
 from .errors import (
     AttendeeNameMissing,
@@ -491,10 +492,12 @@ class PaymentState:
     final: bool = False
 
 
-def payment_state(cart_token: str | None, session_id: str | None, waited: float) -> PaymentState:
+def payment_state(
+    cart_token: str | None, session_id: str | None, waited: float, allowance: Allowance = UNLIMITED
+) -> PaymentState:
     """Where the buyer's payment stands, for their own session only (the cart in their
     cookie must be the session's). After ``ASK_STRIPE_AFTER`` seconds without an order,
-    asks Stripe and fulfils if paid (the webhook may be late or lost)."""
+    asks Stripe, within ``allowance``, and fulfils if paid (the webhook may be late or lost)."""
     if not cart_token or not session_id:
         return PaymentState("not_found", final=True)
     attempt = db.session.execute(
@@ -506,6 +509,7 @@ def payment_state(cart_token: str | None, session_id: str | None, waited: float)
         return PaymentState("not_found", final=True)
     order = fulfilment.order_for_session(session_id)
     if order is None and waited >= ASK_STRIPE_AFTER and attempt.status not in _ENDED:
+        allowance.ask_stripe()
         try:
             fulfilment.fulfil(session_id, source="success-page")
         except gw.StripeError:

@@ -143,23 +143,56 @@ def request_limits() -> dict:
     }
 
 
+def _text(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def limit_settings(max_tickets_per_cart: int) -> dict:
+    """Anti-automation limits per client (storefront/limits.py), where they are counted,
+    and who the client is. Sized so that a buyer never meets them, and one client
+    cannot hold an event's stock."""
+    return {
+        "RATELIMIT_ENABLED": True,
+        # Add-to-cart requests, refused or not: a buyer clicks a few times a minute.
+        "LIMIT_ADD_TO_CART": _text("LIMIT_ADD_TO_CART", "30 per minute"),
+        # Carts started: one per purchase, or after a hold lapsed.
+        "LIMIT_NEW_CARTS": _text("LIMIT_NEW_CARTS", "10 per hour"),
+        # Tickets of one event newly held within HOLD_MINUTES: two full carts.
+        "LIMIT_TICKETS_PER_EVENT": _int("LIMIT_TICKETS_PER_EVENT", 2 * max_tickets_per_cart),
+        # Presses of "Pay", form errors included.
+        "LIMIT_CHECKOUT": _text("LIMIT_CHECKOUT", "10 per minute"),
+        # Success-page polls that ask Stripe: at most one every 2 s, from 10 s to 30 s.
+        "LIMIT_PAYMENT_CHECKS": _text("LIMIT_PAYMENT_CHECKS", "30 per minute"),
+        # Where the limits are counted: unset, in each process's memory; with Redis,
+        # across every process and host.
+        "REDIS_URL": os.environ.get("REDIS_URL", "").strip() or None,
+        # Every key the shop writes in Redis starts with it (one per shop sharing a Redis).
+        "REDIS_KEY_PREFIX": _text("REDIS_KEY_PREFIX", "storefront"),
+        # Proxies in front of the app (load balancer, CDN): the client is the address
+        # the outermost of them saw (storefront/proxies.py). 0: X-Forwarded-For is ignored.
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+    }
+
+
 def from_environment(instance_path: str) -> dict:
+    max_tickets_per_cart = _int("MAX_TICKETS_PER_CART", 10)
     return {
         **stripe_settings(instance_path),
         **mail_settings(instance_path),
+        **limit_settings(max_tickets_per_cart),
         "SECRET_KEY": secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": database_url(instance_path),
         # Minutes a cart holds its tickets after the last addition.
         "HOLD_MINUTES": _int("HOLD_MINUTES", 15),
         # Most tickets one cart may hold, over all ticket types.
-        "MAX_TICKETS_PER_CART": _int("MAX_TICKETS_PER_CART", 10),
+        "MAX_TICKETS_PER_CART": max_tickets_per_cart,
         # Under this many left, a ticket type says "only N left".
         "LOW_STOCK_THRESHOLD": _int("LOW_STOCK_THRESHOLD", 10),
         "DB_POOL_SIZE": _int("DB_POOL_SIZE", 5),
         # Minutes without a request after which a staff session ends.
         "ADMIN_IDLE_MINUTES": _int("ADMIN_IDLE_MINUTES", 30),
-        # Rate limits: Redis keeps the counts for every process and host (else this process's memory).
-        "REDIS_URL": os.environ.get("REDIS_URL", "").strip() or None,
+        # Staff sign-in throttling (storefront/admin/throttle.py), counted like the
+        # buyer's limits (limit_settings: REDIS_URL).
         # Wrong staff passwords per account, and wrong passwords or codes per client address.
         "LIMIT_STAFF_SIGN_IN_ACCOUNT": os.environ.get("LIMIT_STAFF_SIGN_IN_ACCOUNT") or "5 per 15 minutes",
         "LIMIT_STAFF_SIGN_IN_ADDRESS": os.environ.get("LIMIT_STAFF_SIGN_IN_ADDRESS") or "20 per 15 minutes",

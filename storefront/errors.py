@@ -252,3 +252,36 @@ class InvalidAmount(StorefrontError):
 
     def message(self) -> str:
         return _("This is not an amount that can be charged in %(currency)s.", currency=self.currency.upper())
+
+
+# --- limits (storefront/limits.py) ------------------------------------------------------------
+
+
+class TooManyRequests(StorefrontError):
+    """One client went past one of its limits; nothing was changed. ``retry_after`` is
+    the number of seconds until the limit lets it through again (the ``Retry-After``)."""
+
+    status = 429
+    REQUESTS, NEW_CARTS, TICKETS, PAYMENT_CHECKS = "requests", "new_carts", "tickets", "payment_checks"
+
+    def __init__(self, what: str, retry_after: int, allowed: int = 0):
+        super().__init__(what, retry_after, allowed)
+        self.what = what
+        self.retry_after = retry_after
+        self.allowed = allowed
+
+    def message(self) -> str:
+        if self.what == self.TICKETS:
+            why = ngettext(
+                "One buyer may reserve at most %(num)d ticket of this event at a time.",
+                "One buyer may reserve at most %(num)d tickets of this event at a time.",
+                self.allowed,
+            )
+        elif self.what == self.NEW_CARTS:
+            why = _("Too many new carts were started from your connection.")
+        elif self.what == self.PAYMENT_CHECKS:
+            why = _("Your payment was checked too often from your connection; the confirmation also comes by email.")
+        else:
+            why = _("Too many requests came from your connection.")
+        wait = ngettext("Please try again in %(num)d second.", "Please try again in %(num)d seconds.", self.retry_after)
+        return f"{why} {wait}"

@@ -8,6 +8,7 @@ when ``STOREFRONT_REQUIRE_POSTGRES=1`` (CI), where they fail.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -105,6 +106,19 @@ class FreshRequestClient(FlaskClient):
             for name in list(g):
                 g.pop(name, None)
         return super().open(*args, **kwargs)
+
+
+_buyers = itertools.count(1)
+
+
+def buyer_client(app):
+    """A test client for one more buyer, from an address of its own (RFC 2544's range
+    for benchmarks): the limits count per client, and tests that play many buyers
+    play distinct ones."""
+    n = next(_buyers)
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = f"198.18.{n // 256 % 256}.{n % 256}"
+    return client
 
 
 _mail_outbox: dict[str, str] = {}

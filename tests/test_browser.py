@@ -335,3 +335,46 @@ def test_without_javascript_plain_forms_and_redirects(live, browser):
         assert ticket_type(standard.id).held == 0
     finally:
         context.close()
+
+
+# --- 5. a limited buyer -----------------------------------------------------------------
+
+
+def test_a_limited_add_says_so_in_the_cart_and_keeps_it(live, context):
+    from playwright.sync_api import expect
+
+    app, base_url = live
+    event = make_event(ticket_types=[{"name": "Standard", "price_minor": 2500}])
+    standard = event.ticket_types[0]
+    page = context.new_page()
+    watch = PageWatch(page)
+    page.goto(f"{base_url}/events/{event.slug}")
+    watch.mark()
+    limit = app.config["LIMIT_ADD_TO_CART"]
+    app.config["LIMIT_ADD_TO_CART"] = "2 per minute"  # read per request: this test's own count
+    try:
+        for _ in range(3):
+            quantity_input(page, standard).fill("1")
+            page.get_by_role("button", name="Add to cart").click()
+            expect(page.locator("#cart .countdown-clock")).to_be_visible()
+        expect(page.locator("#cart [role=alert]")).to_have_text(
+            re.compile(r"^Too many requests came from your connection\. Please try again in \d+ seconds\.$")
+        )
+    finally:
+        app.config["LIMIT_ADD_TO_CART"] = limit
+    response = watch.posts(f"/events/{event.slug}/cart")[-1].response()
+    assert response.status == 429 and 1 <= int(response.headers["retry-after"]) <= 60
+    expect(cart_line(page, "Standard")).to_contain_text("€50.00")  # what it held, it still holds
+    expect(badge(page)).to_have_text("2")
+    watch.assert_not_reloaded()
+    assert ticket_type(standard.id).held == 2
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.screenshot(path=str(ARTIFACTS / "cart-too-many-requests.png"), full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(
+            ARTIFACTS / "cart-too-many-requests.png", ROOT / "docs" / "screenshots" / "cart-too-many-requests.png"
+        )
+    # (The browser logs the 429 in its console, as it does the 409 of a shortage.)
+    assert not watch.csp_violations and not watch.page_errors, (watch.csp_violations, watch.page_errors)

@@ -90,14 +90,14 @@ def _event_wide() -> tuple[str, int, list[int]]:
 
 def test_threads_racing_for_the_last_tickets_hold_exactly_the_capacity(app):
     slug, event_id, tt_id = _one_type_event()
-    outcomes = racers.race_threads(app, [lambda: racers.buy_over_http(app.test_client(), slug, tt_id)] * THREADS)
+    outcomes = racers.race_threads(app, [lambda: racers.buy_over_http(racers.buyer(app), slug, tt_id)] * THREADS)
     assert_never_oversold(outcomes, event_id, CAPACITY, THREADS)
 
 
 def test_threads_racing_for_an_event_wide_capacity_hold_exactly_it(app):
     slug, event_id, tt_ids = _event_wide()
     buyers = [
-        (lambda tt_id=tt_ids[i % 2]: racers.buy_over_http(app.test_client(), slug, tt_id)) for i in range(THREADS)
+        (lambda tt_id=tt_ids[i % 2]: racers.buy_over_http(racers.buyer(app), slug, tt_id)) for i in range(THREADS)
     ]
     outcomes = racers.race_threads(app, buyers)
     assert_never_oversold(outcomes, event_id, CAPACITY, THREADS)
@@ -181,7 +181,7 @@ def test_a_lapsed_hold_is_taken_over_by_exactly_the_racers_that_fit(app):
     assert racers.buy_over_http(client, slug, tt_id, n=CAPACITY) == racers.HELD
     with client.session_transaction() as session:
         lapse(session["cart"], ago=timedelta(minutes=1))
-    outcomes = racers.race_threads(app, [lambda: racers.buy_over_http(app.test_client(), slug, tt_id)] * THREADS)
+    outcomes = racers.race_threads(app, [lambda: racers.buy_over_http(racers.buyer(app), slug, tt_id)] * THREADS)
     assert_never_oversold(outcomes, event_id, CAPACITY, THREADS)
     db.session.rollback()
     statuses = Counter(db.session.execute(select(Cart.status)).scalars())

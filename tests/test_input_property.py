@@ -40,7 +40,7 @@ from storefront.extensions import db
 from storefront.parsing import IdConverter, SlugConverter, TokenConverter
 from storefront.stripe_events import HANDLED_EVENTS
 
-from .conftest import TEST_PAYMENTS, clean, make_app
+from .conftest import TEST_PAYMENTS, buyer_client, clean, make_app
 from .factories import cart_by_token, make_event
 
 SECRET = "whsec_property_tests"
@@ -128,7 +128,7 @@ def new_world(app, stage: str) -> World:
         ]
     )
     standard, _, free = ids = [tt.id for tt in event.ticket_types]
-    world = World(stage, event.slug, ids, app.test_client())
+    world = World(stage, event.slug, ids, buyer_client(app))  # each example a buyer of its own
     if stage == "empty":
         return world
     quantities = {free: 1} if stage == "ordered" else {standard: 2}

@@ -8,10 +8,10 @@ from flask import abort, current_app, flash, render_template, request, session, 
 from flask_babel import gettext as _
 
 from .. import cart as carts
-from .. import catalog, htmx, parsing
+from .. import catalog, htmx, limits, parsing
 from .. import checkout as checkouts
 from ..cart_changes import change_cart
-from ..errors import InvalidQuantity, StorefrontError, UnknownTicketType
+from ..errors import InvalidQuantity, StorefrontError, TooManyRequests, UnknownTicketType
 from ..links import public_url
 from ..models import utcnow
 from . import bp
@@ -51,8 +51,9 @@ def event(slug: str):
 @bp.post("/events/<slug:slug>/cart")
 def add_to_cart(slug: str):
     try:
+        limits.check_add_to_cart()
         change = carts.AddTickets(slug, _parse_add_form())
-        session[CART_KEY] = change_cart(_cart_token(), change)
+        session[CART_KEY] = change_cart(_cart_token(), change, allowance=limits.for_client())
     except StorefrontError as error:
         return _add_failed(slug, error)
     if htmx.wants_fragment():
@@ -126,7 +127,7 @@ def _change_cart(parse_change):
     back_to = parsing.local_redirect_target(request.form.get("next")) or url_for("shop.cart")
     event_slug = _cart_event_slug()
     try:
-        change_cart(_cart_token(), parse_change())
+        change_cart(_cart_token(), parse_change(), allowance=limits.for_client())
     except StorefrontError as error:
         if htmx.wants_fragment():
             return _cart_fragment(error=error, changed_event_slug=event_slug)
@@ -197,6 +198,7 @@ def start_checkout():
     for n in range(1, current_app.config["MAX_TICKETS_PER_CART"] + 1):
         names.append((request.form.get(f"first-{n}", ""), request.form.get(f"last-{n}", "")))
     try:
+        limits.check_checkout()
         started = checkouts.start_checkout(
             _cart_token(),
             request.form.get("email"),
@@ -227,20 +229,24 @@ def _session_id() -> str | None:
 
 @bp.get("/checkout/success")
 def checkout_success():
-    started, waited = _waited()
-    state = checkouts.payment_state(_cart_token(), _session_id(), waited)
-    return _payment_status(state, started)
+    return _payment_status()
 
 
 @bp.get("/checkout/status")
 def checkout_status():
+    return _payment_status()
+
+
+def _payment_status():
+    """The success page or its poll: where the payment of this browser's checkout stands."""
     started, waited = _waited()
-    state = checkouts.payment_state(_cart_token(), _session_id(), waited)
-    return _payment_status(state, started)
-
-
-def _payment_status(state, started: int):
-    status = 404 if state.kind == "not_found" else 200
+    error = None
+    try:
+        state = checkouts.payment_state(_cart_token(), _session_id(), waited, allowance=limits.for_client())
+    except TooManyRequests as limited:
+        # Asking Stripe again must wait; the page keeps polling and says why it is slow.
+        state, error = checkouts.PaymentState("waiting"), limited
+    status = 404 if state.kind == "not_found" else error.status if error else 200
     if status == 200 and state.final and htmx.wants_fragment():
         status = htmx.STOP_POLLING
     return htmx.render(
@@ -250,6 +256,7 @@ def _payment_status(state, started: int):
         state=state,
         session_id=_session_id() or "",
         started=started,
+        error=error.message() if error else None,
     )
 
 
