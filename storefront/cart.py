@@ -12,6 +12,10 @@ Holding more tickets restarts the hold timer; lowering or removing does not.
 Each change is a small command (``AddTickets``, ``SetQuantity``, ``RemoveLine``,
 ``EmptyCart``, ``ReleaseIfLapsed``) that runs inside one transaction;
 ``storefront.cart_changes.change_cart`` runs it and owns the retry policy.
+
+The token is replaced when checkout starts (``storefront.checkout``) and when the
+cart becomes an order (``convert``): a cookie planted in a buyer's browser before
+then no longer reaches the cart, its payment or its order.
 """
 
 from __future__ import annotations
@@ -556,6 +560,18 @@ def release_checking_out(cart_id: int, now: datetime) -> bool:
     items = items_of(cart_id)
     inventory.release({item.ticket_type: item.quantity for item in items})
     return True
+
+
+def convert(cart_id: int, now: datetime) -> None:
+    """The cart became an order: mark it converted, and give it a token nobody holds,
+    so the cookie that shopped with it no longer reaches it. (The success page knows
+    the paying browser by the Checkout Session it started: ``checkout.payment_state``.)"""
+    db.session.execute(
+        update(Cart)
+        .where(Cart.id == cart_id)
+        .values(status=CartStatus.CONVERTED.value, token=new_token(), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def lock_cart_row(cart_id: int, now: datetime) -> str | None:

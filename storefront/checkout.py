@@ -10,8 +10,10 @@ The flow (DESIGN.md "Checkout"):
 2. Ask Stripe (through the gateway) for the session, with that key: a retry after an
    error or a crash sends the same request and gets the same session back.
 3. In a second transaction: the attempt becomes ``open`` with the session's id and
-   url; the cart becomes ``checking_out`` and its hold is extended to the session's
-   expiry.
+   url; the cart becomes ``checking_out``, its hold is extended to the session's
+   expiry, and its token is replaced: the browser that pressed Pay gets the new one
+   (with the session's id in its signed cookie, which is how the success page knows
+   it later), and a cookie planted in that browser before no longer reaches the cart.
 
 A cart in ``checking_out`` still holds its tickets. A buyer who comes back from
 Stripe and changes the cart first closes the session at Stripe
@@ -61,9 +63,13 @@ NAME_MAX = 100
 
 @dataclass(frozen=True)
 class CheckoutStarted:
-    """Where the buyer goes next: Stripe's page (``url``), or their free order."""
+    """Where the buyer goes next: Stripe's page (``url`` of the Checkout Session
+    ``session_id``), or their free order. ``cart_token`` is the cart's token from now
+    on (None once the cart became an order): the browser must keep it instead of its old one."""
 
     url: str | None = None
+    session_id: str | None = None
+    cart_token: str | None = None
     order_token: str | None = None
     order_id: int | None = None
 
@@ -172,7 +178,10 @@ def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted
         if attempt is not None and attempt.status == AttemptStatus.OPEN.value:
             attempt.lines = json.dumps(lines)  # the names may have changed; Stripe never sees them
             attempt.updated_at = now
-            return CheckoutStarted(url=attempt.checkout_url)
+            # Its token was replaced when this checkout started; the browser has the new one.
+            return CheckoutStarted(
+                url=attempt.checkout_url, session_id=attempt.stripe_checkout_session_id, cart_token=token
+            )
         if attempt is None:
             attempt = PaymentAttempt(
                 cart_id=cart.id,
@@ -291,6 +300,7 @@ def _create_session(attempt_id: int, cart_id: int, key: str, params: dict) -> Ch
         log.warning("attempt %s (cart %s): Stripe refused or failed: %s", attempt_id, cart_id, type(error).__name__)
         raise PaymentServiceUnavailable() from error
     now = utcnow()
+    token = carts.new_token()
     with write_transaction():
         attempt = db.session.get(PaymentAttempt, attempt_id)
         attempt.stripe_checkout_session_id = session.id
@@ -303,7 +313,7 @@ def _create_session(attempt_id: int, cart_id: int, key: str, params: dict) -> Ch
         moved = db.session.execute(
             update(Cart)
             .where(Cart.id == cart_id, Cart.status.in_(_HOLDING), Cart.expires_at > now)
-            .values(status=CartStatus.CHECKING_OUT.value, expires_at=expires_at, updated_at=now)
+            .values(status=CartStatus.CHECKING_OUT.value, token=token, expires_at=expires_at, updated_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount
         if moved != 1:
@@ -313,7 +323,7 @@ def _create_session(attempt_id: int, cart_id: int, key: str, params: dict) -> Ch
         _close_at_stripe(session.id)
         raise CartLapsed()
     log.info("cart %s checking out: attempt %s, session %s", cart_id, attempt_id, session.id)
-    return CheckoutStarted(url=session.url)
+    return CheckoutStarted(url=session.url, session_id=session.id, cart_token=token)
 
 
 def _record_creation_error(attempt_id: int, error: Exception) -> None:
@@ -493,17 +503,18 @@ class PaymentState:
 
 
 def payment_state(
-    cart_token: str | None, session_id: str | None, waited: float, allowance: Allowance = UNLIMITED
+    session_id: str | None, started_here: str | None, waited: float, allowance: Allowance = UNLIMITED
 ) -> PaymentState:
-    """Where the buyer's payment stands, for their own session only (the cart in their
-    cookie must be the session's). After ``ASK_STRIPE_AFTER`` seconds without an order,
-    asks Stripe, within ``allowance``, and fulfils if paid (the webhook may be late or lost)."""
-    if not cart_token or not session_id:
+    """Where the buyer's payment stands, for the browser that started this checkout
+    only: ``started_here`` is the Checkout Session its signed session cookie names
+    (written with the cart's new token when checkout started; the cart's token itself
+    cannot tell, as it is replaced again when the order is made, perhaps by a webhook
+    while the buyer is away). After ``ASK_STRIPE_AFTER`` seconds without an order, asks
+    Stripe, within ``allowance``, and fulfils if paid (the webhook may be late or lost)."""
+    if not session_id or session_id != started_here:
         return PaymentState("not_found", final=True)
     attempt = db.session.execute(
-        select(PaymentAttempt)
-        .join(Cart, Cart.id == PaymentAttempt.cart_id)
-        .where(PaymentAttempt.stripe_checkout_session_id == session_id, Cart.token == cart_token)
+        select(PaymentAttempt).where(PaymentAttempt.stripe_checkout_session_id == session_id)
     ).scalar_one_or_none()
     if attempt is None:
         return PaymentState("not_found", final=True)

@@ -214,12 +214,7 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
         # (the conditional hold raises SoldOut if not, and this transaction rolls back).
         inventory.hold(wanted)
         inventory.sell(wanted)
-    db.session.execute(
-        update(Cart)
-        .where(Cart.id == attempt.cart_id)
-        .values(status=CartStatus.CONVERTED.value, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    carts.convert(attempt.cart_id, now)
     pi_id = _id(session.payment_intent)
     order = _new_order(
         cart_id=attempt.cart_id,
@@ -321,12 +316,7 @@ def create_free_order(cart: Cart, items: list[CartItem], lines: list[dict], emai
     """A cart that costs nothing: sold and ordered at once, in the caller's transaction
     (which locked the live cart). No Stripe, no session id."""
     inventory.sell({item.ticket_type: item.quantity for item in items})
-    db.session.execute(
-        update(Cart)
-        .where(Cart.id == cart.id)
-        .values(status=CartStatus.CONVERTED.value, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    carts.convert(cart.id, now)
     order = _new_order(
         cart_id=cart.id,
         event_id=items[0].ticket_type.event_id,

@@ -72,6 +72,12 @@ def cart_by_token(token: str) -> Cart:
     return db.session.execute(select(Cart).where(Cart.token == token)).scalar_one()
 
 
+def cart_by_id(cart_id: int) -> Cart:
+    """A cart by id: its token is replaced at checkout and when it becomes an order."""
+    db.session.rollback()
+    return db.session.get(Cart, cart_id)
+
+
 def held_in_live_carts(tt_id: int) -> int:
     """What the carts say is held of a ticket type: the counter must equal it."""
     db.session.rollback()

@@ -35,7 +35,7 @@ from .checkout_support import (  # noqa: F401 (shop, sandbox: fixtures)
     start_checkout,
     wait_for_order,
 )
-from .factories import cart_by_token, make_event, ticket_type
+from .factories import cart_by_id, cart_by_token, make_event, ticket_type
 from .sandbox_support import wait_until
 
 
@@ -78,7 +78,7 @@ def test_pay_with_a_card_gives_an_order_with_named_tickets(shop, sandbox):
     assert len({t.secret for t in order.tickets}) == 2 and all(len(t.secret) >= 32 for t in order.tickets)
     tt = ticket_type(tt_id)
     assert (tt.sold, tt.held) == (2, 0)
-    assert cart_by_token(cart_token(client)).status == CartStatus.CONVERTED.value
+    assert cart_by_id(cart.id).status == CartStatus.CONVERTED.value
     assert attempt_of(session_id).status == AttemptStatus.PAID.value
     wait_until(lambda: ("checkout.session.completed", "order") in _events_for(session_id), what="the event recorded")
 

@@ -37,7 +37,7 @@ from .checkout_support import (  # noqa: F401 (shop, sandbox: fixtures)
     stripe_event,
     wait_for_order,
 )
-from .factories import cart_by_token, make_event, ticket_type
+from .factories import cart_by_id, cart_by_token, make_event, ticket_type
 from .sandbox_support import wait_until
 
 # --- signatures ---------------------------------------------------------------------------
@@ -101,7 +101,8 @@ def test_completed_and_an_older_sessions_expiry_in_either_order(shop, sandbox, r
     if reorder:
         # Hold the next deliveries (1's expiry, then 2's charge, intent, completion), newest first.
         sandbox.control("POST", "/_sandbox/faults", {"kind": "reorder", "count": 4})
-    line_id = cart_by_token(cart_token(client)).items[0].id
+    cart = cart_by_token(cart_token(client))
+    line_id = cart.items[0].id
     assert client.post(f"/cart/lines/{line_id}", data={"quantity": "2"}).status_code == 303
     response = start_checkout(client, 2)
     second = response.headers["Location"].rsplit("/", 1)[1]
@@ -120,7 +121,7 @@ def test_completed_and_an_older_sessions_expiry_in_either_order(shop, sandbox, r
     )
     assert len(order.tickets) == 2
     assert (ticket_type(tt_id).sold, ticket_type(tt_id).held) == (2, 0)
-    assert cart_by_token(cart_token(client)).status == CartStatus.CONVERTED.value
+    assert cart_by_id(cart.id).status == CartStatus.CONVERTED.value
     assert_promises()
 
 

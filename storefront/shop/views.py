@@ -17,6 +17,9 @@ from ..models import utcnow
 from . import bp
 
 CART_KEY = "cart"
+# The Checkout Session this browser started: only it is shown that payment (the
+# success page), whatever cart token another browser holds.
+CHECKOUT_KEY = "checkout"
 
 
 def _cart_token() -> str | None:
@@ -209,8 +212,15 @@ def start_checkout():
     except StorefrontError as error:
         now = utcnow()
         return _checkout_page(carts.view_cart(_cart_token(), now), now, error)
+    # The cart's token was replaced: only this browser holds the new one (and nobody, once
+    # the cart became a free order).
+    if started.cart_token:
+        session[CART_KEY] = started.cart_token
+    else:
+        session.pop(CART_KEY, None)
     if started.order_token:
         return htmx.redirect(url_for("shop.order", token=started.order_token))
+    session[CHECKOUT_KEY] = started.session_id
     return htmx.redirect(started.url)
 
 
@@ -242,7 +252,7 @@ def _payment_status():
     started, waited = _waited()
     error = None
     try:
-        state = checkouts.payment_state(_cart_token(), _session_id(), waited, allowance=limits.for_client())
+        state = checkouts.payment_state(_session_id(), session.get(CHECKOUT_KEY), waited, allowance=limits.for_client())
     except TooManyRequests as limited:
         # Asking Stripe again must wait; the page keeps polling and says why it is slow.
         state, error = checkouts.PaymentState("waiting"), limited
