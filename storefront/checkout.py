@@ -14,6 +14,8 @@ The flow (DESIGN.md "Checkout"):
    expiry, and its token is replaced: the browser that pressed Pay gets the new one
    (with the session's id in its signed cookie, which is how the success page knows
    it later), and a cookie planted in that browser before no longer reaches the cart.
+   A session Stripe answers without a ``url`` cannot be paid: it is closed and the
+   buyer told to try again, the cart still held.
 
 A cart in ``checking_out`` still holds its tickets. A buyer who comes back from
 Stripe and changes the cart first closes the session at Stripe
@@ -299,6 +301,9 @@ def _create_session(attempt_id: int, cart_id: int, key: str, params: dict) -> Ch
         _record_creation_error(attempt_id, error)
         log.warning("attempt %s (cart %s): Stripe refused or failed: %s", attempt_id, cart_id, type(error).__name__)
         raise PaymentServiceUnavailable() from error
+    if not session.url:
+        _give_up_session_without_url(attempt_id, cart_id, session)
+        raise PaymentServiceUnavailable()
     now = utcnow()
     token = carts.new_token()
     with write_transaction():
@@ -324,6 +329,25 @@ def _create_session(attempt_id: int, cart_id: int, key: str, params: dict) -> Ch
         raise CartLapsed()
     log.info("cart %s checking out: attempt %s, session %s", cart_id, attempt_id, session.id)
     return CheckoutStarted(url=session.url, session_id=session.id, cart_token=token)
+
+
+def _give_up_session_without_url(attempt_id: int, cart_id: int, session) -> None:
+    """Stripe made a session but gave no page to pay it on (``url: null``): nobody can
+    pay it. The attempt fails (a retry makes a new one, with a new key) and the session
+    is closed at Stripe; the cart stays as it was, held."""
+    with write_transaction():
+        attempt = db.session.get(PaymentAttempt, attempt_id)
+        attempt.stripe_checkout_session_id = session.id
+        attempt.raw = json.dumps(session.to_dict())
+        attempt.status = AttemptStatus.FAILED.value
+        attempt.error_type = "missing_url"
+        attempt.error_message = "Stripe answered the Checkout Session without a url"
+        attempt.updated_at = utcnow()
+    log.warning("attempt %s (cart %s): session %s has no url; closing it", attempt_id, cart_id, session.id)
+    try:
+        _close_at_stripe(session.id)
+    except PaymentServiceUnavailable:
+        log.warning("session %s (no url) could not be closed now; it expires by itself", session.id)
 
 
 def _record_creation_error(attempt_id: int, error: Exception) -> None:

@@ -7,8 +7,12 @@ one order or one refund; no order without a paid session). SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import func, select, text
@@ -30,6 +34,7 @@ from .checkout_support import (  # noqa: F401 (shop, sandbox: fixtures)
     order_of,
     pay_but_drop_the_completion,
     sandbox,
+    session_id_of,
     shop,
     signed,
     start_checkout,
@@ -37,8 +42,9 @@ from .checkout_support import (  # noqa: F401 (shop, sandbox: fixtures)
     stripe_event,
     wait_for_order,
 )
+from .conftest import backend_url, clean, make_app
 from .factories import cart_by_id, cart_by_token, make_event, ticket_type
-from .sandbox_support import wait_until
+from .sandbox_support import TEST_KEY, WEBHOOK_SECRET, wait_until
 
 # --- signatures ---------------------------------------------------------------------------
 
@@ -422,3 +428,99 @@ def test_reconcile_expires_a_session_we_ended_but_stripe_still_has_open(shop, sa
     assert f"{session_id}: open at Stripe but attempt" in output and "-> expired at Stripe" in output
     assert gw.get_gateway().retrieve_checkout_session(session_id).status == "expired"
     assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "not_open"
+
+
+# --- Stripe's answer without a page to pay on ---------------------------------------------------
+
+
+class NullUrlProxy:
+    """Between the ``stripe`` library and the sandbox: forwards every call as it is, but
+    while ``null_url`` is set answers a created Checkout Session with ``"url": null``
+    (as Stripe does for sessions that have no hosted page)."""
+
+    def __init__(self, target: str) -> None:
+        proxy = self
+        self.null_url = True
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                request = urllib.request.Request(
+                    target + self.path, data=body or None, method=self.command, headers=headers
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as answer:
+                        status, answer_headers, payload = answer.status, answer.headers, answer.read()
+                except urllib.error.HTTPError as error:
+                    status, answer_headers, payload = error.code, error.headers, error.read()
+                    error.close()
+                if proxy.null_url and self.command == "POST" and self.path == "/v1/checkout/sessions" and status == 200:
+                    payload = json.dumps({**json.loads(payload), "url": None}).encode()
+                self.send_response(status)
+                for name, value in answer_headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_DELETE = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="null-url-proxy", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("with_htmx", [True, False])
+def test_a_session_without_a_url_is_told_to_the_buyer_and_the_hold_kept(database_urls, backend, sandbox, with_htmx):
+    """It used to answer ``303 Location: None``."""
+    proxy = NullUrlProxy(sandbox.base)
+    app = make_app(
+        backend_url(database_urls, backend),
+        STRIPE_SECRET_KEY=TEST_KEY,
+        STRIPE_API_BASE=proxy.base,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+    )
+    clean(app)
+    try:
+        with app.app_context():
+            event = make_event()
+            tt_id = event.ticket_types[0].id
+            client = app.test_client()
+            add(client, event, {tt_id: 1})
+            headers = {"HX-Request": "true"} if with_htmx else {}
+            response = start_checkout(client, 1, **headers)
+            body = response.get_data(as_text=True)
+            assert response.status_code == 503, body[:500]
+            assert "Location" not in response.headers and "HX-Redirect" not in response.headers
+            assert "could not reach the payment service" in body and "still held" in body
+            assert ("<html" in body) is not with_htmx
+            [attempt] = db.session.execute(select(PaymentAttempt)).scalars().all()
+            assert (attempt.status, attempt.error_type) == (AttemptStatus.FAILED.value, "missing_url")
+            # Nobody could pay it, and nobody can now: it is closed at Stripe.
+            assert gw.get_gateway().retrieve_checkout_session(attempt.stripe_checkout_session_id).status == "expired"
+            assert cart_by_token(cart_token(client)).status == CartStatus.ACTIVE.value
+            assert ticket_type(tt_id).held == 1
+
+            proxy.null_url = False  # Stripe answers as usual again: pressing Pay works
+            session_id = session_id_of(start_checkout(client, 1))
+            assert session_id != attempt.stripe_checkout_session_id
+            db.session.rollback()
+            assert cart_by_token(cart_token(client)).status == CartStatus.CHECKING_OUT.value
+            db.session.remove()
+    finally:
+        proxy.close()
+        # The closed session's expiry event must not reach the next test's app.
+        sandbox.control("POST", "/_sandbox/reset")
+        clean(app)
