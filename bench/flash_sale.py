@@ -7,7 +7,9 @@ For each connection count it:
    published event with one ticket type of capacity C;
 2. starts the app under gunicorn (bench/gunicorn.conf.py) on a loopback port and
    waits until every worker answers;
-3. lets N distinct buyers loose, each with its own cookie jar (its own session):
+3. lets N distinct buyers loose, each with its own cookie jar (its own session) and
+   its own address (``X-Forwarded-For``, trusted as a load balancer's through
+   ``TRUSTED_PROXIES=1``; the limits are on and counted in Redis, as in production):
    GET /events/<slug> (session cookie + CSRF token), then POST the add-to-cart form
    as htmx does (HX-Request: true), at most ``connections`` requests in flight;
 4. measures the event page alone (wrk if installed, else the async client);
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import ipaddress
 import os
 import platform
 import re
@@ -58,6 +61,9 @@ DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/storefront_bench"
 FORBIDDEN_DBS = ("storefront_test", "storefront_conc", "storefront_browser", "postgres", "template0", "template1")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SLUG = "flash-sale"
+# Buyer i comes from FIRST_BUYER + i: RFC 2544's range for benchmarks (131072 addresses).
+FIRST_BUYER = ipaddress.IPv4Address("198.18.0.0")
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 CSRF_RE = re.compile(rb'name="csrf_token" value="([^"]+)"')
 QTY_RE = re.compile(rb'name="quantity-(\d+)"')
@@ -348,6 +354,27 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
+def buyer_address(buyer: int) -> str:
+    return str(FIRST_BUYER + buyer)
+
+
+def check_redis(url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        sys.exit(f"flash_sale.py: the limits are counted in Redis, as in production; {url} unreachable: {error}")
+
+
+def delete_redis_keys(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+
+
 def start_gunicorn(
     args,
     db_url: str,
@@ -369,6 +396,11 @@ def start_gunicorn(
         DB_POOL_SIZE=str(args.pool_size),
         PYTHONDONTWRITEBYTECODE="0",
         MAIL_OUTBOX=str(out / f"outbox-{port}"),  # confirmation mails of the run, not into instance/
+        # The production shape: behind one load balancer, whose X-Forwarded-For names the
+        # buyer; the limits on, counted in Redis across the workers.
+        TRUSTED_PROXIES="1",
+        REDIS_URL=args.redis_url,
+        REDIS_KEY_PREFIX=args.redis_prefix,
     )
     env.update(extra_env or {})
     if not env.get("STRIPE_SECRET_KEY"):
@@ -469,8 +501,9 @@ async def one_buyer(
     pay_conn: Connection | None = None,
 ) -> None:
     jar = Jar()
+    forwarded = {"X-Forwarded-For": buyer_address(buyer)}
     t0 = time.perf_counter()
-    r = await conn.request("GET", f"/events/{SLUG}", jar.header())
+    r = await conn.request("GET", f"/events/{SLUG}", {**forwarded, **jar.header()})
     result.samples.append(Sample("page", r.status, (time.perf_counter() - t0) * 1000))
     jar.update(r)
     if r.status != 200:
@@ -491,6 +524,7 @@ async def one_buyer(
         "HX-Current-URL": f"{base}/events/{SLUG}",
         "X-CSRFToken": csrf,
         "Content-Type": "application/x-www-form-urlencoded",
+        **forwarded,
         **jar.header(),
     }
     t0 = time.perf_counter()
@@ -503,7 +537,7 @@ async def one_buyer(
         result.held += 1
         if pay_conn is not None:  # --purchase: on to Stripe
             result.buyers_done += 1
-            await purchase.buy(conn, pay_conn, jar, csrf, buyer, result.purchase)
+            await purchase.buy(conn, pay_conn, jar, csrf, buyer, result.purchase, forwarded)
             return
     elif r.status == 409:
         if b"notice-error" not in r.body:
@@ -823,7 +857,8 @@ def render_report(args, facts: dict, runs: list[dict]) -> tuple[str, bool, bool]
         "",
         "### Setup",
         "",
-        f"- {args.buyers} buyers, each its own session (cookie jar): GET the event page, then POST "
+        f"- {args.buyers} buyers, each its own session (cookie jar) and address (X-Forwarded-For, "
+        f"gunicorn with TRUSTED_PROXIES=1; the limits on, counted in Redis): GET the event page, then POST "
         f"add-to-cart of {args.quantity} ticket(s) as htmx does; one ticket type of capacity C = {args.capacity}.",
         f"- gunicorn `{args.gunicorn_conf.relative_to(ROOT)}`: {args.workers} workers, `{args.worker_class}`"
         + (f" × {args.threads} threads" if args.worker_class == "gthread" else "")
@@ -965,6 +1000,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quantity", type=int, default=1, help="tickets per buyer (default 1)")
     ap.add_argument("--connections", default="64,32", help="comma-separated connection counts (default 64,32)")
     ap.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    ap.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS),
+        help="where the workers count the limits (keys under a prefix of this run, deleted after)",
+    )
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--workers", type=int, default=2 * cores)
     ap.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
@@ -1017,13 +1057,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.pool_size is None:
         args.pool_size = max(2, args.threads)
     check_database_url(args.database_url)
+    if urlsplit(args.redis_url).hostname not in LOOPBACK:
+        ap.error("the Redis must be on loopback")
+    check_redis(args.redis_url)
+    args.redis_prefix = f"bench-{secrets.token_hex(4)}"
     args.gunicorn_conf = args.gunicorn_conf.resolve()
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("SECRET_KEY", secrets.token_hex(32))  # no instance/secret_key written for the seed
 
     facts = machine_facts(args.database_url)
-    runs = [run_once(args, c, args.database_url) for c in connections]
+    runs = []
+    for c in connections:
+        try:
+            runs.append(run_once(args, c, args.database_url))
+        finally:
+            delete_redis_keys(args.redis_url, args.redis_prefix)  # each run starts from no count
     body, ok, met = render_report(args, facts, runs)
     print("\n" + body)
     if not args.no_report:

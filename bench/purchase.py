@@ -150,8 +150,11 @@ class PurchaseStats:
     errors: list[str] = field(default_factory=list)
 
 
-async def buy(conn: Connection, pay_conn: Connection, jar, csrf: str, buyer: int, stats: PurchaseStats) -> None:
-    """From a held cart to Stripe and, for most buyers, a payment."""
+async def buy(
+    conn: Connection, pay_conn: Connection, jar, csrf: str, buyer: int, stats: PurchaseStats, forwarded: dict[str, str]
+) -> None:
+    """From a held cart to Stripe and, for most buyers, a payment. ``forwarded``: the
+    buyer's address, as the load balancer tells it (its X-Forwarded-For)."""
     form = urlencode(
         {"csrf_token": csrf, "email": f"buyer{buyer}@example.com", "first-1": f"Buyer{buyer}", "last-1": "Bench"}
     ).encode()
@@ -159,6 +162,7 @@ async def buy(conn: Connection, pay_conn: Connection, jar, csrf: str, buyer: int
         "HX-Request": "true",
         "X-CSRFToken": csrf,
         "Content-Type": "application/x-www-form-urlencoded",
+        **forwarded,
         **jar.header(),
     }
     t0 = time.perf_counter()
