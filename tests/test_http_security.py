@@ -30,7 +30,7 @@ from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
 )
 from .conftest import backend_url, clean, make_app
 from .factories import make_event
-from .sandbox_support import ROOT, TEST_KEY, WEBHOOK_SECRET, free_port
+from .sandbox_support import ROOT, TEST_KEY, WEBHOOK_SECRET, free_port, wait_until
 from .test_routes import add
 
 EVIL = "http://evil.example"
@@ -216,7 +216,8 @@ def test_a_forged_host_changes_none_of_stripes_links_nor_the_success_page(shop, 
     page = client.get("/checkout/success", query_string={"session_id": session_id}).get_data(as_text=True)
     assert re.search(rf'class="order-link" href="{re.escape(base)}/orders/{order.access_token}"', page)
     assert "evil.example" not in page
-    [mail] = list(tmp_path.glob("*.eml"))
+    # The webhook writes the mail after the order's commit, which is all wait_for_order waits for.
+    [mail] = wait_until(lambda: list(tmp_path.glob("*.eml")), what="the confirmation mail")
     assert f"{base}/orders/{order.access_token}" in mail.read_text() and "evil.example" not in mail.read_text()
 
 
