@@ -20,9 +20,11 @@ then no longer reaches the cart, its payment or its order.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -161,9 +163,20 @@ class CartChange:
     def apply(self, token: str | None, now: datetime, allowance: Allowance) -> str | bool | None:
         raise NotImplementedError
 
-    def before_closing_checkout(self, token: str | None) -> None:
-        """The cart is being paid for: refuse here what closing that payment would not
-        make possible anyway (nothing, unless the change says otherwise)."""
+
+_payment_closed_assumed: contextvars.ContextVar[bool] = contextvars.ContextVar("payment_closed", default=False)
+
+
+@contextmanager
+def as_if_payment_closed() -> Iterator[None]:
+    """Inside it, a cart being paid for can be changed as if its payment were closed
+    (for a rehearsal: ``cart_changes`` learns what a change would refuse before it
+    closes anything at Stripe)."""
+    token = _payment_closed_assumed.set(True)
+    try:
+        yield
+    finally:
+        _payment_closed_assumed.reset(token)
 
 
 @dataclass(frozen=True)
@@ -185,12 +198,6 @@ class AddTickets(CartChange):
 
     def apply(self, token: str | None, now: datetime, allowance: Allowance) -> str:
         return _add(token, self.event_slug, self.quantities, now, allowance)
-
-    def before_closing_checkout(self, token: str | None) -> None:
-        # Another event's tickets could not join the cart even after its payment is closed.
-        held = view_cart(token).event
-        if held is not None and held.slug != self.event_slug:
-            raise CartHoldsOtherEvent(held.title)
 
 
 @dataclass(frozen=True)
@@ -462,24 +469,26 @@ def _check_sales_open(tt: TicketType, now: datetime) -> None:
 
 
 def _lock_live_cart(token: str | None, now: datetime, *, extend: bool) -> Cart:
-    """Lock the buyer's cart if it still holds tickets' time; raise ``CartLapsed`` if its
-    time ran out, ``LineNotFound`` if there is no such live cart."""
+    """Lock the buyer's cart if it still holds tickets' time; raise ``CartCheckingOut``
+    if it is being paid for (unless ``as_if_payment_closed``), ``CartLapsed`` if its time
+    ran out, ``LineNotFound`` if there is no such live cart."""
     if token:
         values = {"updated_at": now}
         if extend:
             values["expires_at"] = now + hold_duration()
+        changeable = _HOLDING if _payment_closed_assumed.get() else (CartStatus.ACTIVE.value,)
         locked = db.session.execute(
             update(Cart)
-            .where(Cart.token == token, Cart.status == CartStatus.ACTIVE.value, Cart.expires_at > now)
+            .where(Cart.token == token, Cart.status.in_(changeable), Cart.expires_at > now)
             .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
         if locked == 1:
             return db.session.execute(select(Cart).where(Cart.token == token)).scalar_one()
         status = db.session.execute(select(Cart.status).where(Cart.token == token)).scalar_one_or_none()
-        if status == CartStatus.CHECKING_OUT.value:
+        if status == CartStatus.CHECKING_OUT.value and status not in changeable:
             raise CartCheckingOut()
-        if status in (CartStatus.ACTIVE.value, CartStatus.EXPIRED.value):
+        if status in (*_HOLDING, CartStatus.EXPIRED.value):
             raise CartLapsed()
     raise LineNotFound()
 

@@ -7,10 +7,12 @@ tried again at most once for each of two reasons, and never otherwise:
 * it ran short of stock, and lapsed holds could make good (lapsed carts hold what ran
   short, or more is left than when it failed): the lapsed holds of what ran short are
   released, and the change tried once more;
-* the cart is being paid for (the buyer came back from Stripe): what closing that
-  payment would not allow anyway is refused first (adding another event's tickets);
-  else the open Checkout Session is closed at Stripe (``checkout.return_to_cart``,
-  which refuses if the buyer paid meanwhile), and the change tried once more.
+* the cart is being paid for (the buyer came back from Stripe): what the change would
+  refuse even with that payment closed is refused first, with nothing closed (the
+  change is rehearsed on the cart as it is, and undone: a line not in the cart, more
+  than a limit allows, another event's tickets); else the open Checkout Session is
+  closed at Stripe (``checkout.return_to_cart``, which refuses if the buyer paid
+  meanwhile), and the change tried once more.
 
 A cart found lapsed is released (in a transaction of its own: the change's was
 rolled back) and the buyer told. This module sits above ``cart`` and ``checkout``
@@ -24,7 +26,7 @@ from datetime import datetime
 from . import cart as carts
 from . import checkout as checkouts
 from .allowance import UNLIMITED, Allowance
-from .database import write_transaction
+from .database import rehearsal, write_transaction
 from .errors import CartCheckingOut, CartLapsed, SoldOut
 from .models import utcnow
 
@@ -63,9 +65,27 @@ def change_cart(
         except CartCheckingOut:
             if closed_checkout:
                 raise
-            change.before_closing_checkout(token)
+            _refuse_what_closing_would_not_change(token, change)
             checkouts.return_to_cart(token)
             closed_checkout = True
         except CartLapsed:
             carts.release_if_lapsed(token)
             raise
+
+
+def _refuse_what_closing_would_not_change(token: str | None, change: carts.CartChange) -> None:
+    """Rehearse ``change`` on the cart being paid for as if its payment were closed, and
+    undo it; raise what it refused, unless closing the payment could still make it go
+    through: the hold lapsed (closing releases it, and the buyer is told), or it ran
+    short where lapsed holds could make good (the change's own retry). The allowance
+    is not asked: the change itself, once the payment is closed, asks it."""
+    now = utcnow()
+    try:
+        with rehearsal(), carts.as_if_payment_closed():
+            try:
+                change.apply(token, now, UNLIMITED)
+            except SoldOut as short:
+                if not carts.lapsed_holds_may_help(short, now):
+                    raise
+    except CartLapsed:
+        pass

@@ -65,6 +65,23 @@ def configure_engine(engine: Engine) -> None:
 
 
 @contextmanager
+def rehearsal() -> Iterator[None]:
+    """Run the block in a write transaction that is always rolled back: to learn what a
+    change would answer without keeping any of it (its exceptions pass through)."""
+    session = db.session
+    session.rollback()
+    token = _immediate.set(True)
+    try:
+        session.connection(execution_options=_WRITE_OPTIONS.get(db.engine.dialect.name))
+    finally:
+        _immediate.reset(token)
+    try:
+        yield
+    finally:
+        session.rollback()
+
+
+@contextmanager
 def write_transaction(*, durable: bool = True) -> Iterator[None]:
     """Run the block in its own transaction: commit at the end, roll back on error.
 

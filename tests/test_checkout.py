@@ -351,6 +351,37 @@ def test_adding_another_events_tickets_while_checking_out_is_refused_and_keeps_t
     assert ticket_type(other.ticket_types[0].id).held == 0
 
 
+@pytest.mark.parametrize(
+    "change, data, status, words",
+    [
+        ("/cart/lines/{other_line}/remove", {}, 404, "That line is not in your cart."),
+        ("/cart/lines/{line}", {"quantity": "7"}, 400, "at most 6 tickets of Standard per order"),
+        ("/cart/lines/{line}", {"quantity": "5"}, 409, "Only 1 ticket left for Standard."),
+    ],
+)
+def test_a_change_refused_while_checking_out_leaves_the_payment_open(shop, sandbox, change, data, status, words):
+    """What the change would refuse anyway is refused before anything is closed at Stripe."""
+    event = make_event(ticket_types=[{"name": "Standard", "capacity": 4, "max_per_order": 6}])
+    tt_id = event.ticket_types[0].id
+    someone = shop.test_client()
+    add(someone, event, {tt_id: 1})
+    other_line = cart_by_token(cart_token(someone)).items[0].id
+    client = shop.test_client()
+    session_id = buy_until_stripe(client, event, {tt_id: 2})
+    line = cart_by_token(cart_token(client)).items[0].id
+    response = client.post(change.format(line=line, other_line=other_line), data=data)
+    assert response.status_code == status and words in response.get_data(as_text=True)
+    assert gw.get_gateway().retrieve_checkout_session(session_id).status == "open"
+    assert attempt_of(session_id).status == AttemptStatus.OPEN.value
+    cart = cart_by_token(cart_token(client))
+    assert cart.status == CartStatus.CHECKING_OUT.value and cart.items[0].quantity == 2
+    assert ticket_type(tt_id).held == 3
+    # The buyer can still pay in that session.
+    assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "succeeded"
+    assert len(wait_for_order(session_id).tickets) == 2
+    assert_promises()
+
+
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgresql)])
 def test_the_order_is_committed_durably(shop, sandbox):
     """Never lose a paid order: the transaction that makes it waits for the disk,
