@@ -57,11 +57,11 @@ from .models import (
     utcnow,
 )
 from .payments import gateway as gw
+from .tickets import new_ticket_code, new_ticket_secret
+from .tokens import human_code
 
 log = logging.getLogger(__name__)
 
-# No 0/O, 1/I/L, 2/Z, 5/S, 8/B: a code read over the phone is not misheard.
-CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 CODE_LENGTH = 8
 REFUND_REASON_SOLD_OUT = "stock_gone_after_hold_lapsed"
 
@@ -78,7 +78,7 @@ class Outcome:
 
 
 def new_order_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return human_code(CODE_LENGTH)
 
 
 def order_for_session(session_id: str) -> Order | None:
@@ -304,7 +304,8 @@ def _new_order(*, cart_id, event_id, lines, email, currency, session_id, payment
                     attendee_first_name=first,
                     attendee_last_name=last,
                     price_minor=line["unit_price_minor"],
-                    secret=secrets.token_urlsafe(24),
+                    secret=new_ticket_secret(),
+                    code=new_ticket_code(),
                 )
             )
     db.session.add(order)

@@ -295,6 +295,7 @@ class Ticket(db.Model):
     attendee_last_name: Mapped[str] = mapped_column(String(100))
     price_minor: Mapped[int] = mapped_column(Integer)
     secret: Mapped[str] = mapped_column(String(64), unique=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)  # short, human-readable (tickets.py)
     status: Mapped[str] = mapped_column(String(20), default=TicketStatus.VALID.value)
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

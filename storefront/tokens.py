@@ -1,4 +1,5 @@
-"""One-time secrets sent to a person (invitation and password-reset links, recovery codes).
+"""One-time secrets sent to a person (invitation and password-reset links, recovery codes),
+and the short codes that name orders and tickets.
 
 Each is random enough (at least 128 bits for links, 80 for recovery codes) that a plain
 SHA-256 digest is a safe way to store it: only the digest is kept, so the database alone
@@ -19,6 +20,9 @@ from sqlalchemy import select
 from .extensions import db
 from .models import utcnow
 
+# No 0/O, 1/I/L, 2/Z, 5/S, 8/B: an order or ticket code read over the phone is not misheard.
+HUMAN_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
+
 # No 0/O, 1/I/L: a recovery code is read off paper and typed.
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 RECOVERY_GROUPS = 4
@@ -28,6 +32,11 @@ RECOVERY_GROUP_LENGTH = 4  # 16 characters of 31: 79 bits
 def new_token() -> str:
     """A URL-safe token of 256 bits."""
     return secrets.token_urlsafe(32)
+
+
+def human_code(length: int) -> str:
+    """``length`` characters of ``HUMAN_ALPHABET``: order and ticket codes."""
+    return "".join(secrets.choice(HUMAN_ALPHABET) for _ in range(length))
 
 
 def digest(token: str) -> str:
