@@ -191,7 +191,8 @@ class Shared:
 
 def _start_shared_sandbox(path: Path) -> SandboxProcess:
     receiver = Receiver()
-    process = SandboxProcess(path, "--webhook-url", receiver.base + HOOK_PATH)
+    # Refunds that settle later do so only when a test says (the control API).
+    process = SandboxProcess(path, "--webhook-url", receiver.base + HOOK_PATH, "--refund-settle-seconds", "-1")
     process.receiver = receiver
     try:
         return process.start()

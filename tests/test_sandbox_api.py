@@ -8,6 +8,7 @@ raises for Stripe's own answer.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -505,6 +506,120 @@ def test_partial_then_full_refund_then_nothing_left(sandbox, client):
     assert_stripe_shape(listing, "list.refund")
     by_charge = client.v1.refunds.list(params={"charge": pi.latest_charge, "limit": 1})
     assert [r.id for r in by_charge.data] == [rest.id] and by_charge.has_more is True
+
+
+def _events_about(client, object_id: str) -> list:
+    """The events about ``object_id``, oldest first."""
+    events = client.v1.events.list(params={"limit": 100}).data
+    return [e for e in reversed(events) if e.data.object.id == object_id]
+
+
+def _charge_of(client, pi_id: str):
+    return client.v1.payment_intents.retrieve(pi_id, params={"expand": ["latest_charge"]}).latest_charge
+
+
+def test_a_refund_of_the_pending_refund_card_is_pending_then_succeeds(sandbox, client):
+    session = client.v1.checkout.sessions.create(params=session_params())
+    assert sandbox.pay(session.id, card="4000000000007726")["outcome"] == "succeeded"
+    pi_id = client.v1.checkout.sessions.retrieve(session.id).payment_intent
+    refund = client.v1.refunds.create(params={"payment_intent": pi_id, "amount": 1800})
+    assert refund.status == "pending"
+    assert_stripe_shape(refund, "refund")
+    assert _charge_of(client, pi_id).amount_refunded == 1800  # a pending refund is already counted
+
+    settled = sandbox.control("POST", f"/_sandbox/refunds/{refund.id}/settle", {})["refund"]
+    assert settled["status"] == "succeeded"
+    again = client.v1.refunds.retrieve(refund.id)
+    assert (again.status, again.amount) == ("succeeded", 1800)
+    assert_stripe_shape(again, "refund")
+    events = _events_about(client, refund.id)
+    assert [e.type for e in events] == ["refund.created", "refund.updated", "charge.refund.updated"]
+    assert events[1].data.previous_attributes.to_dict() == {"status": "pending"}
+    assert events[1].data.object.status == "succeeded"
+    assert _charge_of(client, pi_id).amount_refunded == 1800
+    # Settled once: nothing is left to settle.
+    sandbox.control("POST", f"/_sandbox/refunds/{refund.id}/settle", {}, expect=409)
+
+
+def test_a_refund_of_the_failing_refund_card_succeeds_then_fails_and_gives_the_amount_back(sandbox, client):
+    session = client.v1.checkout.sessions.create(params=session_params())
+    assert sandbox.pay(session.id, card="4000000000005126")["outcome"] == "succeeded"
+    pi_id = client.v1.checkout.sessions.retrieve(session.id).payment_intent
+    refund = client.v1.refunds.create(params={"payment_intent": pi_id})
+    assert (refund.status, refund.amount) == ("succeeded", 9800)
+    charge = _charge_of(client, pi_id)
+    assert (charge.amount_refunded, charge.refunded) == (9800, True)
+
+    sandbox.control("POST", f"/_sandbox/refunds/{refund.id}/settle", {})
+    failed = client.v1.refunds.retrieve(refund.id)
+    assert (failed.status, failed.failure_reason) == ("failed", "expired_or_canceled_card")
+    assert failed.failure_balance_transaction.startswith("txn_")
+    assert_stripe_shape(failed, "refund")
+    assert [e.type for e in _events_about(client, refund.id)] == [
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.refund.updated",
+    ]
+    charge = _charge_of(client, pi_id)
+    assert (charge.amount_refunded, charge.refunded) == (0, False)
+    assert_stripe_shape(charge, "charge")
+    # The money was never returned, so it can be refunded again (a retry).
+    retry = client.v1.refunds.create(params={"payment_intent": pi_id})
+    assert (retry.amount, retry.status) == (9800, "succeeded")
+
+
+def test_the_control_api_chooses_how_a_settling_refund_ends(sandbox, client):
+    session = client.v1.checkout.sessions.create(params=session_params())
+    assert sandbox.pay(session.id, card="4000000000007726")["outcome"] == "succeeded"
+    pi_id = client.v1.checkout.sessions.retrieve(session.id).payment_intent
+    refund = client.v1.refunds.create(params={"payment_intent": pi_id, "amount": 500})
+    sandbox.control("POST", f"/_sandbox/refunds/{refund.id}/settle", {"outcome": "failed"})
+    assert client.v1.refunds.retrieve(refund.id).status == "failed"
+    assert _charge_of(client, pi_id).amount_refunded == 0
+
+
+def test_an_ordinary_card_refund_has_nothing_to_settle(sandbox, client):
+    pi = paid_session(sandbox, client).payment_intent
+    refund = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
+    assert refund.status == "succeeded"
+    answer = sandbox.control("POST", f"/_sandbox/refunds/{refund.id}/settle", {}, expect=409)
+    assert "nothing left to settle" in answer["error"]
+    assert [e.type for e in _events_about(client, refund.id)] == ["refund.created"]
+    with pytest.raises(stripe.InvalidRequestError) as error:
+        client.v1.refunds.retrieve("re_missing")
+    assert error.value.code == "resource_missing"
+
+
+def test_a_pending_refund_settles_by_itself_and_its_events_are_delivered(tmp_path):
+    receiver = Receiver()
+    process = SandboxProcess(
+        tmp_path / "refunds.db",
+        "--webhook-url",
+        receiver.base + "/hook",
+        "--refund-settle-seconds",
+        "0.5",
+        "--tick",
+        "0.2",
+    ).start()
+    try:
+        client = process.client()
+        session = client.v1.checkout.sessions.create(params=session_params())
+        assert process.pay(session.id, card="4000000000007726")["outcome"] == "succeeded"
+        pi_id = client.v1.checkout.sessions.retrieve(session.id).payment_intent
+        refund = client.v1.refunds.create(params={"payment_intent": pi_id})
+        assert refund.status == "pending"
+        wait_until(lambda: client.v1.refunds.retrieve(refund.id).status == "succeeded", what="the refund to settle")
+        wait_until(
+            lambda: (
+                {"refund.updated", "charge.refund.updated"}
+                <= {json.loads(hook["body"])["type"] for hook in receiver.received["/hook"]}
+            ),
+            what="refund.updated and charge.refund.updated to be delivered",
+        )
+    finally:
+        process.stop()
+        receiver.close()
 
 
 def test_over_refund_in_one_go_names_the_charge_amount(sandbox, client):

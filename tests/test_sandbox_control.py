@@ -361,6 +361,7 @@ CONTROL_TYPE_ERRORS = [
     ("/_sandbox/checkout/sessions/{id}/authenticate", {"result": ["complete"]}, "result"),
     ("/_sandbox/checkout/sessions/{id}/authenticate", {}, "result"),
     ("/_sandbox/payment_intents/pi_unknown/settle", {"outcome": 1}, "outcome"),
+    ("/_sandbox/refunds/re_unknown/settle", {"outcome": "maybe"}, "outcome"),
     ("/_sandbox/reset", {"everything": True}, "everything"),
     ("/_sandbox/sweep", {"now": 1}, "now"),
     ("/_sandbox/deliveries/retry", {"all": True}, "all"),
@@ -428,6 +429,7 @@ CONTROL_POSTS = [
     "/_sandbox/checkout/sessions/{id}/lapse",
     "/_sandbox/checkout/sessions/{id}/authenticate",
     "/_sandbox/payment_intents/{pi}/settle",
+    "/_sandbox/refunds/{re}/settle",
     "/_sandbox/sweep",
     "/_sandbox/deliveries/retry",
     "/_sandbox/faults#DELETE",
@@ -458,7 +460,7 @@ def test_any_json_body_gets_an_answer_and_a_refusal_changes_nothing(in_process, 
 
     before = snapshot()
     response = client.open(
-        path.format(id=session["id"], pi="pi_unknown"),
+        path.format(id=session["id"], pi="pi_unknown", re="re_unknown"),
         method=method or "POST",
         data=json.dumps(body),
         content_type="application/json",

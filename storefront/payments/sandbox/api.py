@@ -146,6 +146,12 @@ def list_refunds(sandbox: Sandbox, params, req):
     return sandbox.refunds.list(params)
 
 
+@bp.get("/refunds/<refund_id>")
+@api
+def retrieve_refund(sandbox: Sandbox, params, req, refund_id):
+    return sandbox.refunds.get(refund_id)
+
+
 @bp.get("/events")
 @api
 def list_events(sandbox: Sandbox, params, req):

@@ -35,6 +35,10 @@ CARDS: dict[str, dict[str, Any]] = {
         "code": "processing_error",
         "decline_code": "processing_error",
     },
+    # Refunds (https://docs.stripe.com/testing#refunds): the charge succeeds; a refund of it
+    # starts pending and succeeds later, or starts succeeded and fails later.
+    "4000000000007726": {"brand": "visa", "outcome": "succeed", "refund": "pending"},
+    "4000000000005126": {"brand": "visa", "outcome": "succeed", "refund": "fails"},
     "4000002500003155": {"brand": "visa", "outcome": "3ds"},
     "4000002760003184": {"brand": "visa", "outcome": "3ds"},
 }
@@ -63,6 +67,10 @@ IBANS = {
     "AT861904300235473202": "failed",
 }
 BANK_DEBIT_FAILED = "The customer's bank account could not be debited."
+# What a refund of a charge does: ``succeed`` at once (most cards), ``pending`` then
+# succeeded, or ``fails`` (succeeded, then failed). A bank debit's refund is pending first.
+REFUND_BEHAVIOURS = ("succeed", "pending", "fails")
+REFUND_FAILURE_REASON = "expired_or_canceled_card"
 
 
 def luhn_ok(number: str) -> bool:

@@ -37,7 +37,8 @@ class SandboxConfig:
     ``public_url``: the sandbox's address as browsers see it (the hosted page's ``url``);
     ``None`` takes it from each API request.
     ``bank_debit_settle_seconds``: a bank debit settles by itself after this long
-    (``None``: only when told through the control API).
+    (``None``: only when told through the control API); ``refund_settle_seconds`` the
+    same for a refund that settles later (see ``refunds``).
     """
 
     db_path: str
@@ -55,6 +56,7 @@ class SandboxConfig:
     delivery_concurrency: int = 1
     tick_seconds: float = 1.0
     bank_debit_settle_seconds: float | None = 10.0
+    refund_settle_seconds: float | None = 10.0
     public_url: str | None = None
     start_background: bool = True
 

@@ -238,3 +238,14 @@ def settle(pi_id):
     if not sandbox.payments.settle(pi_id, outcome):
         raise ControlError("This PaymentIntent is not processing.", 409)
     return json_response(200, {"payment_intent": sandbox.payments.get_payment_intent(pi_id)})
+
+
+@bp.post("/refunds/<refund_id>/settle")
+def settle_refund(refund_id):
+    """Settle a refund that is still settling now: ``{"outcome": "succeeded" | "failed"}``
+    (default: what its charge's card does)."""
+    outcome = body(outcome=one_of(None, "succeeded", "failed")).get("outcome")
+    sandbox = current_sandbox()
+    if not sandbox.refunds.settle(refund_id, outcome):
+        raise ControlError("This refund has nothing left to settle.", 409)
+    return json_response(200, {"refund": sandbox.refunds.get(refund_id)})

@@ -126,12 +126,18 @@ class Payments:
                 )
                 internal_pi = {
                     "session_id": session_id,
-                    "pending_card": {"pm": pm_id, "details": details, "email": email, "name": name},
+                    "pending_card": {
+                        "pm": pm_id,
+                        "details": details,
+                        "email": email,
+                        "name": name,
+                        "refund": card.get("refund", "succeed"),
+                    },
                 }
                 save_object(tx, pi, internal_pi)
                 return PaymentResult("requires_action")
             if card["outcome"] == "succeed":
-                self._succeed_card(tx, session, pi, pm_id, details, email, name)
+                self._succeed_card(tx, session, pi, pm_id, details, email, name, card.get("refund", "succeed"))
                 return PaymentResult("succeeded", redirect=self.success_redirect(session))
             return self._decline(tx, session, pi, pm_id, details, email, name, card["code"], card["decline_code"])
 
@@ -162,7 +168,16 @@ class Payments:
                 "version": "2.2.0",
             }
             if passed:
-                self._succeed_card(tx, session, pi, pending["pm"], details, pending["email"], pending["name"])
+                self._succeed_card(
+                    tx,
+                    session,
+                    pi,
+                    pending["pm"],
+                    details,
+                    pending["email"],
+                    pending["name"],
+                    pending.get("refund", "succeed"),
+                )
                 return PaymentResult("succeeded", redirect=self.success_redirect(session))
             return self._decline(
                 tx,
@@ -229,9 +244,18 @@ class Payments:
         return ch
 
     def _succeed_card(
-        self, tx: Tx, session: dict, pi: dict, pm_id: str, details: dict, email: str, name: str | None
+        self,
+        tx: Tx,
+        session: dict,
+        pi: dict,
+        pm_id: str,
+        details: dict,
+        email: str,
+        name: str | None,
+        refund_behaviour: str,
     ) -> None:
         ch = self._new_charge(tx, pi, pm_id, details, email, name, "succeeded")
+        save_object(tx, ch, {"refund_behaviour": refund_behaviour})
         self.events.emit(tx, "charge.succeeded", ch)
         pi.update(
             status="succeeded",
@@ -300,7 +324,7 @@ class Payments:
     ) -> PaymentResult:
         ch = self._new_charge(tx, pi, pm_id, details, email, name, "pending")
         ch["outcome"] = None
-        save_object(tx, ch)
+        save_object(tx, ch, {"refund_behaviour": "pending"})
         self.events.emit(tx, "charge.pending", ch)
         pi.update(
             status="processing",

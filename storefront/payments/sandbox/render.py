@@ -337,8 +337,9 @@ def refund(
     payment_intent_id: str,
     reason: str | None,
     metadata: dict[str, str],
+    status: str,
 ) -> dict[str, Any]:
-    """A card refund; the sandbox settles refunds at once (``succeeded``)."""
+    """A refund as created: ``succeeded`` or ``pending`` (``refunds`` settles it later)."""
     return {
         "id": new_id("re"),
         "object": "refund",
@@ -353,7 +354,7 @@ def refund(
         "reason": reason,
         "receipt_number": None,
         "source_transfer_reversal": None,
-        "status": "succeeded",
+        "status": status,
         "transfer_reversal": None,
     }
 

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="a bank debit settles by itself after this long; negative: only through the control API",
     )
+    p.add_argument(
+        "--refund-settle-seconds",
+        type=float,
+        default=10.0,
+        help="a pending refund (or one that will fail) settles after this long; negative: only through the control API",
+    )
     return p
 
 
@@ -77,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         delivery_concurrency=args.delivery_concurrency,
         tick_seconds=args.tick,
         bank_debit_settle_seconds=None if args.settle_seconds < 0 else args.settle_seconds,
+        refund_settle_seconds=None if args.refund_settle_seconds < 0 else args.refund_settle_seconds,
     )
 
 

@@ -34,7 +34,7 @@ class Sandbox:
         self.events = Events(self.store, config, self.wake)
         self.payments = Payments(self.store, self.events, config)
         self.sessions = Sessions(self.store, self.events, self.payments)
-        self.refunds = Refunds(self.store, self.events)
+        self.refunds = Refunds(self.store, self.events, config)
         with self.store.write() as tx:
             # Deliveries a crash interrupted mid-send are sent again (at least once).
             tx.execute("UPDATE deliveries SET state = 'pending' WHERE state = 'sending'")
@@ -43,5 +43,9 @@ class Sandbox:
             tx.execute("DELETE FROM idempotency WHERE state = 'running' AND created < ?", (time.time() - 60,))
 
     def sweep(self) -> dict[str, list[str]]:
-        """Expire open sessions past ``expires_at``; settle bank debits that are due."""
-        return {"expired": self.sessions.expire_lapsed(), "settled": self.payments.settle_due()}
+        """Expire open sessions past ``expires_at``; settle bank debits and refunds that are due."""
+        return {
+            "expired": self.sessions.expire_lapsed(),
+            "settled": self.payments.settle_due(),
+            "refunds_settled": self.refunds.settle_due(),
+        }
