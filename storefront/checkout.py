@@ -33,8 +33,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from . import attempts, fulfilment, mail, parsing
 from . import cart as carts
-from . import fulfilment, mail, parsing
 from .allowance import UNLIMITED, Allowance
 from .database import write_transaction
 from .errors import (
@@ -261,8 +261,7 @@ def _reusable_attempt(cart_id: int, digest: str, now: datetime) -> PaymentAttemp
         elif attempt.status == AttemptStatus.CREATING.value:
             # Never confirmed by Stripe (if Stripe made it anyway, nobody has its url
             # and it expires by itself; reconciliation lists it).
-            attempt.status = AttemptStatus.FAILED.value
-            attempt.updated_at = now
+            attempts.move(attempt, AttemptStatus.FAILED, now)
             log.info("attempt %s abandoned (cart %s): superseded before Stripe confirmed it", attempt.id, cart_id)
     return found
 
@@ -310,10 +309,9 @@ def _create_session(attempt_id: int, cart_id: int, key: str, params: dict) -> Ch
         attempt = db.session.get(PaymentAttempt, attempt_id)
         attempt.stripe_checkout_session_id = session.id
         attempt.checkout_url = session.url
-        attempt.status = AttemptStatus.OPEN.value
+        attempts.move(attempt, AttemptStatus.OPEN, now)
         attempt.raw = json.dumps(session.to_dict())
         attempt.error_type = attempt.error_code = attempt.error_message = None
-        attempt.updated_at = now
         expires_at = datetime.fromtimestamp(session.expires_at, tz=now.tzinfo)
         moved = db.session.execute(
             update(Cart)
@@ -322,7 +320,7 @@ def _create_session(attempt_id: int, cart_id: int, key: str, params: dict) -> Ch
             .execution_options(synchronize_session=False)
         ).rowcount
         if moved != 1:
-            attempt.status = AttemptStatus.EXPIRED.value
+            attempts.move(attempt, AttemptStatus.EXPIRED, now)
     if moved != 1:
         # The hold lapsed while Stripe answered: nobody may pay for it now.
         _close_at_stripe(session.id)
@@ -339,10 +337,9 @@ def _give_up_session_without_url(attempt_id: int, cart_id: int, session) -> None
         attempt = db.session.get(PaymentAttempt, attempt_id)
         attempt.stripe_checkout_session_id = session.id
         attempt.raw = json.dumps(session.to_dict())
-        attempt.status = AttemptStatus.FAILED.value
+        attempts.move(attempt, AttemptStatus.FAILED, utcnow())
         attempt.error_type = "missing_url"
         attempt.error_message = "Stripe answered the Checkout Session without a url"
-        attempt.updated_at = utcnow()
     log.warning("attempt %s (cart %s): session %s has no url; closing it", attempt_id, cart_id, session.id)
     try:
         _close_at_stripe(session.id)
@@ -358,8 +355,9 @@ def _record_creation_error(attempt_id: int, error: Exception) -> None:
         # attempt is needed. Failed in transit or on Stripe's side: the same request
         # may be retried with the same key.
         if isinstance(error, (gw.InvalidRequestError, gw.IdempotencyError, gw.AuthenticationError)):
-            attempt.status = AttemptStatus.FAILED.value
-        attempt.updated_at = utcnow()
+            attempts.move(attempt, AttemptStatus.FAILED, utcnow())
+        else:
+            attempt.updated_at = utcnow()
 
 
 def _put_error(attempt: PaymentAttempt, error: Exception) -> None:
@@ -411,33 +409,28 @@ def _close_cart_sessions(cart_id: int, now: datetime, source: str) -> dict[str, 
                 PaymentAttempt.stripe_checkout_session_id.is_not(None),
             )
         ).all()
-        _set_status([a for a, _ in open_], AttemptStatus.EXPIRED, now)
+        _set_status([a for a, _ in open_], AttemptStatus.OPEN, AttemptStatus.EXPIRED, now)
     outcomes: dict[str, str] = {}
     try:
         for _, session_id in open_:
             outcomes[session_id] = _close_at_stripe(session_id)
     except PaymentServiceUnavailable:
         with write_transaction():
-            _set_status([a for a, s in open_ if s not in outcomes], AttemptStatus.OPEN, now)
+            _set_status([a for a, s in open_ if s not in outcomes], AttemptStatus.EXPIRED, AttemptStatus.OPEN, now)
         raise
     paid = [a for a, s in open_ if outcomes[s] != "expired"]
     if paid:
         with write_transaction():
-            _set_status(paid, AttemptStatus.OPEN, now)  # fulfil takes it from here
+            _set_status(paid, AttemptStatus.EXPIRED, AttemptStatus.OPEN, now)  # fulfil takes it from here
         for _, session_id in open_:
             if outcomes[session_id] != "expired":
                 fulfilment.fulfil(session_id, source=source)
     return outcomes
 
 
-def _set_status(attempt_ids: list[int], status: AttemptStatus, now: datetime) -> None:
+def _set_status(attempt_ids: list[int], from_: AttemptStatus, to: AttemptStatus, now: datetime) -> None:
     if attempt_ids:
-        db.session.execute(
-            update(PaymentAttempt)
-            .where(PaymentAttempt.id.in_(attempt_ids))
-            .values(status=status.value, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        attempts.move_where(PaymentAttempt.id.in_(attempt_ids), from_=[from_], to=to, now=now)
 
 
 def return_to_cart(token: str | None, now: datetime | None = None) -> None:
@@ -497,11 +490,8 @@ def expire_lapsed_checkouts(now: datetime | None = None, limit: int = 200) -> in
         with write_transaction():
             carts.lock_cart_row(cart_id, now)
             # Attempts whose creation never got an answer end with the hold.
-            db.session.execute(
-                update(PaymentAttempt)
-                .where(PaymentAttempt.cart_id == cart_id, PaymentAttempt.status == AttemptStatus.CREATING.value)
-                .values(status=AttemptStatus.EXPIRED.value, updated_at=now)
-                .execution_options(synchronize_session=False)
+            attempts.move_where(
+                PaymentAttempt.cart_id == cart_id, from_=[AttemptStatus.CREATING], to=AttemptStatus.EXPIRED, now=now
             )
             if carts.release_checking_out(cart_id, now):
                 released += 1

@@ -36,11 +36,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from . import attempts, inventory, mail
 from . import cart as carts
-from . import inventory, mail
 from .database import write_transaction
 from .errors import SoldOut
 from .extensions import db
@@ -227,11 +227,10 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
         total=attempt.amount_minor,  # what the session was paid: _paid_as_asked
         now=now,
     )
-    attempt.status = AttemptStatus.PAID.value
+    attempts.move(attempt, AttemptStatus.PAID, now)
     attempt.stripe_checkout_session_id = session.id
     attempt.stripe_payment_intent_id = pi_id
     attempt.raw = json.dumps(session.to_dict())
-    attempt.updated_at = now
     log.info(
         "order %s created for session %s (cart %s, attempt %s, %s, %s)",
         order.code,
@@ -254,7 +253,7 @@ def _record_mismatch(attempt: PaymentAttempt, session, source: str, now: datetim
     """The session was paid, but not what we asked: no order, nothing sold, the cart's
     hold kept (the checkout module leaves such a cart alone), and a person told. The
     attempt keeps what was asked (``amount_minor``, ``currency``) beside what was paid."""
-    attempt.status = AttemptStatus.AMOUNT_MISMATCH.value
+    attempts.move(attempt, AttemptStatus.AMOUNT_MISMATCH, now)
     attempt.paid_amount_minor = session.amount_total if isinstance(session.amount_total, int) else None
     attempt.paid_currency = session.currency.upper()[:3] if isinstance(session.currency, str) else None
     attempt.stripe_checkout_session_id = session.id
@@ -336,19 +335,13 @@ def create_free_order(cart: Cart, items: list[CartItem], lines: list[dict], emai
 def _mark_processing(attempt_id: int, session) -> None:
     now = utcnow()
     with write_transaction():
-        db.session.execute(
-            update(PaymentAttempt)
-            .where(
-                PaymentAttempt.id == attempt_id,
-                PaymentAttempt.status.in_([AttemptStatus.CREATING.value, AttemptStatus.OPEN.value]),
-            )
-            .values(
-                status=AttemptStatus.PROCESSING.value,
-                stripe_checkout_session_id=session.id,
-                stripe_payment_intent_id=_id(session.payment_intent),
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        attempts.move_where(
+            PaymentAttempt.id == attempt_id,
+            from_=[AttemptStatus.CREATING, AttemptStatus.OPEN],
+            to=AttemptStatus.PROCESSING,
+            now=now,
+            stripe_checkout_session_id=session.id,
+            stripe_payment_intent_id=_id(session.payment_intent),
         )
 
 
@@ -364,11 +357,13 @@ def _refund(session, attempt_id: int, source: str) -> Outcome:
             return Outcome("order", existing.id)
         if attempt.status == AttemptStatus.REFUNDED.value:
             return Outcome("refunded", attempt_id=attempt_id)
-        attempt.status = AttemptStatus.REFUNDING.value
-        attempt.refund_reason = REFUND_REASON_SOLD_OUT
-        attempt.stripe_checkout_session_id = session.id
-        attempt.stripe_payment_intent_id = pi_id
-        attempt.updated_at = now
+        # Already refunding (a delivery that raced the first decision): ask Stripe again
+        # with the same idempotency key, which answers with the same refund.
+        if attempt.status != AttemptStatus.REFUNDING.value:
+            attempts.move(attempt, AttemptStatus.REFUNDING, now)
+            attempt.refund_reason = REFUND_REASON_SOLD_OUT
+            attempt.stripe_checkout_session_id = session.id
+            attempt.stripe_payment_intent_id = pi_id
     refund = gw.get_gateway().create_refund(
         pi_id,
         reason="requested_by_customer",
@@ -377,9 +372,9 @@ def _refund(session, attempt_id: int, source: str) -> Outcome:
     )
     with write_transaction():
         attempt = db.session.get(PaymentAttempt, attempt_id)
-        attempt.status = AttemptStatus.REFUNDED.value
+        if attempt.status != AttemptStatus.REFUNDED.value:  # the racing delivery may have recorded it
+            attempts.move(attempt, AttemptStatus.REFUNDED, utcnow())
         attempt.stripe_refund_id = refund.id
-        attempt.updated_at = utcnow()
     log.warning(
         "session %s refunded (%s, refund %s, attempt %s, %s)",
         session.id,

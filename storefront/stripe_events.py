@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from . import attempts, fulfilment, parsing
 from . import cart as carts
-from . import fulfilment, parsing
 from .database import write_transaction
 from .extensions import db
 from .models import AttemptStatus, Order, OrderStatus, PaymentAttempt, Ticket, TicketStatus, WebhookEvent, utcnow
@@ -203,8 +203,7 @@ def end_attempt(session_id: str, status: AttemptStatus, source: str) -> str:
             AttemptStatus.PROCESSING.value,
         ):
             return f"already_{attempt.status}"
-        attempt.status = status.value
-        attempt.updated_at = now
+        attempts.move(attempt, status, now)
         cart_id = attempt.cart_id
         released = carts.release_checking_out(cart_id, now)
     log.info(
