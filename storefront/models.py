@@ -207,6 +207,19 @@ class OrderStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class RefundStatus(enum.StrEnum):
+    """A refund, one per refund object at Stripe (``storefront.refunds`` owns it).
+
+    requested: recorded, Stripe not asked yet or its answer not seen (asked again with the
+    same idempotency key until it answers); pending: Stripe is returning the money;
+    succeeded: returned; failed: it did not go back (a retry is a new refund)."""
+
+    REQUESTED = "requested"
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class TicketStatus(enum.StrEnum):
     VALID = "valid"
     USED = "used"
@@ -282,6 +295,32 @@ class Order(db.Model):
 
     event: Mapped[Event] = relationship()
     tickets: Mapped[list[Ticket]] = relationship(back_populates="order", order_by="Ticket.id")
+
+
+class Refund(db.Model):
+    """Money given back for an order: who asked, why, and what Stripe made of it."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(500))
+    # Who asked: a staff member (requested_by_user_id), or "Stripe" for one made there.
+    requested_by: Mapped[str] = mapped_column(String(254))
+    requested_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(20), default=RefundStatus.REQUESTED.value)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(100))  # Stripe's, or ours when Stripe refused
+    error_message: Mapped[str | None] = mapped_column(Text)
+    retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    order: Mapped[Order] = relationship()
 
 
 class Ticket(db.Model):

@@ -3,7 +3,8 @@
 Paid sessions without an order are fulfilled (the same ``fulfil``: an order, or a
 refund when the stock is gone); sessions that ended at Stripe while our attempt still
 waits are ended here too (releasing the hold). Every other mismatch is reported for a
-person. Running it twice changes nothing the second time.
+person. Refunds still waiting for Stripe's answer are asked again (``refunds.submit_requested``).
+Running it twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from . import fulfilment, stripe_events
+from . import fulfilment, refunds, stripe_events
 from .database import write_transaction
 from .extensions import db
 from .models import AttemptStatus, Order, PaymentAttempt, utcnow
@@ -37,6 +38,9 @@ def reconcile(*, since: timedelta = timedelta(hours=48), now: datetime | None = 
     for session in sessions.auto_paging_iter():
         report.checked += 1
         _one(session, report)
+    asked = refunds.submit_requested()
+    if asked:
+        report.fixed.append(f"{asked} refund(s) still waiting for Stripe asked again")
     return report
 
 

@@ -16,11 +16,11 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from . import attempts, fulfilment, parsing
+from . import attempts, fulfilment, parsing, refunds
 from . import cart as carts
 from .database import write_transaction
 from .extensions import db
-from .models import AttemptStatus, Order, OrderStatus, PaymentAttempt, Ticket, TicketStatus, WebhookEvent, utcnow
+from .models import AttemptStatus, Order, PaymentAttempt, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,12 @@ HANDLED_EVENTS = (
     "checkout.session.expired",
     "payment_intent.payment_failed",
     "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",
 )
+REFUND_EVENTS = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 
 
 class MalformedEventObject(ValueError):
@@ -149,6 +154,13 @@ OBJECT_SHAPES = {
         {"id": _id("ch_"), "amount_refunded": _amount, "refunded": _flag},
         {"payment_intent": _id_or_expanded("pi_")},
     ),
+    **{
+        kind: (
+            {"id": _id("re_"), "status": _text(30), "amount": _amount},
+            {"payment_intent": _id_or_expanded("pi_"), "metadata": _metadata, "failure_reason": _text(100)},
+        )
+        for kind in REFUND_EVENTS
+    },
 }
 
 
@@ -181,6 +193,8 @@ def _dispatch(event) -> str:
         return _payment_failed(obj)
     if event.type == "charge.refunded":
         return _charge_refunded(obj)
+    if event.type in REFUND_EVENTS:
+        return refunds.record_from_stripe(obj)
     return "ignored"
 
 
@@ -244,21 +258,11 @@ def _payment_failed(pi) -> str:
 
 def _charge_refunded(charge) -> str:
     pi_id = fulfilment._id(charge.payment_intent)
-    with write_transaction():
-        order = db.session.execute(select(Order).where(Order.stripe_payment_intent_id == pi_id)).scalar_one_or_none()
-        if order is None:
-            return "no_order"  # e.g. our own refund of a late payment without stock
-        order.refunded_minor = charge.amount_refunded
-        order.status = (OrderStatus.REFUNDED if charge.refunded else OrderStatus.PARTIALLY_REFUNDED).value
-        if charge.refunded:
-            # All the money went back: no ticket of the order may get anyone in. (A partial
-            # refund names an amount, not tickets: which to void is the organiser's call.)
-            db.session.execute(
-                update(Ticket)
-                .where(Ticket.order_id == order.id, Ticket.status == TicketStatus.VALID.value)
-                .values(status=TicketStatus.VOID.value)
-                .execution_options(synchronize_session=False)
-            )
-        code, status = order.code, order.status
+    # Every refund Stripe lists for the payment is recorded (whatever order the refund
+    # events come in); the order follows its refunds (storefront.orders).
+    order_id = refunds.sync_payment_intent(pi_id) if pi_id else None
+    if order_id is None:
+        return "no_order"  # e.g. our own refund of a late payment without stock
+    code, status = db.session.execute(select(Order.code, Order.status).where(Order.id == order_id)).one()
     log.info("order %s %s (charge %s)", code, status, charge.id)
     return f"order_{status}"

@@ -107,7 +107,8 @@ class ShopServer:
 
 def _start_shop_sandbox(path) -> SandboxProcess:
     server = ShopServer()
-    process = SandboxProcess(path, "--webhook-url", server.webhook_url)
+    # Refunds that settle later do so only when a test says (the control API).
+    process = SandboxProcess(path, "--webhook-url", server.webhook_url, "--refund-settle-seconds", "-1")
     process.shop_server = server
     try:
         return process.start()

@@ -26,6 +26,7 @@ REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 
 # Children before parents, for cleaning up between tests.
 TABLES = [
+    "refunds",
     "audit_entries",
     "recovery_codes",
     "password_resets",

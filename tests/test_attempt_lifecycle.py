@@ -1,5 +1,6 @@
 """``storefront.attempts`` owns a payment attempt's status: every move the table lists
-works, every other is refused and changes nothing, and no other module writes the column."""
+works, every other is refused and changes nothing, and no other module writes the column
+(nor another module an order's, owned by ``orders``, or a refund's, owned by ``refunds``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from storefront.extensions import db
 from storefront.models import AttemptStatus, Cart, CartStatus, PaymentAttempt, utcnow
 
 PAIRS = list(itertools.product(AttemptStatus, AttemptStatus))
-OWNER = Path(attempts.__file__).resolve()
 
 
 def _attempt(status: AttemptStatus) -> int:
@@ -96,9 +96,12 @@ def test_move_where_refuses_an_illegal_source_before_writing(app):
     assert _status(attempt_id) == "failed"
 
 
-def _writes_of_attempt_status(path: Path) -> list[str]:
-    """Places in a module that write PaymentAttempt.status: an assignment to
-    ``<something attempt-ish>.status``, or ``update(PaymentAttempt)….values(status=…)``."""
+LIFECYCLES = [("attempts", "attempt", "PaymentAttempt"), ("orders", "order", "Order"), ("refunds", "refund", "Refund")]
+
+
+def _writes_of_status(path: Path, hint: str, model: str) -> list[str]:
+    """Places in a module that write ``model``'s status: an assignment to
+    ``<something named like hint>.status``, or ``update(model)….values(status=…)``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found = []
     for node in ast.walk(tree):
@@ -109,23 +112,24 @@ def _writes_of_attempt_status(path: Path) -> list[str]:
             if (
                 isinstance(target, ast.Attribute)
                 and target.attr == "status"
-                and "attempt" in ast.unparse(target.value).lower()
+                and hint in ast.unparse(target.value).lower()
             ):
                 found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)[:80]}")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "values":
             chain = ast.unparse(node.func.value)
-            if "update(PaymentAttempt)" in chain and any(k.arg == "status" for k in node.keywords):
+            if f"update({model})" in chain and any(k.arg == "status" for k in node.keywords):
                 found.append(f"{path.name}:{node.lineno}: {chain[:60]}….values(status=…)")
     return found
 
 
-def test_no_module_but_the_owner_writes_an_attempts_status(project_root):
+@pytest.mark.parametrize("owner, hint, model", LIFECYCLES, ids=[m for _, _, m in LIFECYCLES])
+def test_no_module_but_the_owner_writes_a_status(project_root, owner, hint, model):
     package = project_root / "storefront"
     offenders = []
     for path in package.rglob("*.py"):
-        if path.resolve() == OWNER or "sandbox" in path.parts:
+        if path.name == f"{owner}.py" and path.parent == package or "sandbox" in path.parts:
             continue
-        offenders += _writes_of_attempt_status(path)
+        offenders += _writes_of_status(path, hint, model)
     assert offenders == []
 
 
@@ -137,4 +141,4 @@ def test_the_scan_finds_a_stray_write(tmp_path):
         "    attempt.status = 'paid'\n"
         "    db.session.execute(update(PaymentAttempt).where(x).values(status='open'))\n"
     )
-    assert len(_writes_of_attempt_status(stray)) == 2
+    assert len(_writes_of_status(stray, "attempt", "PaymentAttempt")) == 2
