@@ -153,7 +153,7 @@ def init_app(app: Flask) -> None:
     )
     def worker_command(workers: int | None, periodic: bool):
         """Run the job queue's consumer (mail, the periodic sweeps, reconciliation) until
-        stopped (SIGTERM or Ctrl-C: the running jobs finish first)."""
+        stopped (SIGTERM: the running jobs finish first; Ctrl-C: at once)."""
         import logging
 
         from flask.logging import default_handler

@@ -163,3 +163,17 @@ def test_a_reconcile_period_that_does_not_divide_the_hour_is_refused_at_start(tm
 
     with pytest.raises(ConfigurationError, match="JOBS_RECONCILE_MINUTES"):
         make_app(f"sqlite:///{tmp_path / 'unused.db'}", JOBS_RECONCILE_MINUTES=7)
+
+
+def test_a_confirmation_whose_order_was_refunded_before_its_turn_is_skipped(app, tmp_path):
+    from storefront.models import Order
+
+    app.config["MAIL_OUTBOX"] = str(tmp_path / "outbox")
+    order = free_order(app)
+    with write_transaction():
+        db.session.execute(update(Order).where(Order.id == order.id).values(status="refunded"))
+    assert outbox.send(mail_row_of_order(order.id).id) == "skipped"
+    row = mail_row_of_order(order.id)
+    assert row.status == "skipped" and row.sent_at is None and "no longer paid" in row.last_error
+    assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").iterdir())
+    assert outbox.send_due(also_waiting=True) == outbox.Sent(confirmations=0, notices=0, failures=0)
