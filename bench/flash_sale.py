@@ -375,6 +375,53 @@ def delete_redis_keys(url: str, prefix: str) -> None:
         client.delete(key)
 
 
+def storefront_env(args, db_url: str, secret: str, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every storefront process of a run (web and job workers)."""
+    out = BENCH / "out"
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=db_url,
+        SECRET_KEY=secret,
+        HOLD_MINUTES="15",  # no hold may lapse during the run
+        DB_POOL_SIZE=str(args.pool_size),
+        PYTHONDONTWRITEBYTECODE="0",
+        MAIL_OUTBOX=str(out / "outbox"),  # confirmation mails of the run, not into instance/
+        # The production shape: behind one load balancer, whose X-Forwarded-For names the
+        # buyer; the limits on, counted in Redis across the workers; the job queue there too.
+        TRUSTED_PROXIES="1",
+        REDIS_URL=args.redis_url,
+        REDIS_KEY_PREFIX=args.redis_prefix,
+    )
+    env.update(extra_env or {})
+    if not env.get("STRIPE_SECRET_KEY"):
+        # No sandbox process (no --purchase): demo mode, the built-in sandbox, which the
+        # add-to-cart rush never calls. Without a key or demo mode the storefront refuses to start.
+        env["STOREFRONT_DEMO"] = "1"
+    return env
+
+
+def start_worker(args, db_url: str, secret: str, extra_env: dict[str, str] | None = None) -> Server:
+    """``flask --app wsgi worker`` (the job queue's consumer, on the run's Redis): with
+    --purchase it sends the confirmation mails the webhooks queue, as in production."""
+    out = BENCH / "out"
+    out.mkdir(exist_ok=True)
+    log = out / "worker.log"
+    cmd = [str(VENV_BIN / "flask"), "--app", "wsgi", "worker", "--workers", str(args.job_workers)]
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=storefront_env(args, db_url, secret, extra_env), stdout=sink, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"the job worker exited with {proc.returncode}; see {log}\n{read_proc(str(log))[-3000:]}")
+        if "Job worker started" in read_proc(str(log)):
+            return Server(proc, 0, log)
+        time.sleep(0.2)
+    proc.kill()
+    sys.exit(f"the job worker did not start within 30 s; see {log}")
+
+
 def start_gunicorn(
     args,
     db_url: str,
@@ -388,25 +435,7 @@ def start_gunicorn(
     out = BENCH / "out"
     out.mkdir(exist_ok=True)
     log = out / f"gunicorn-{port}.log"
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=db_url,
-        SECRET_KEY=secret,
-        HOLD_MINUTES="15",  # no hold may lapse during the run
-        DB_POOL_SIZE=str(args.pool_size),
-        PYTHONDONTWRITEBYTECODE="0",
-        MAIL_OUTBOX=str(out / f"outbox-{port}"),  # confirmation mails of the run, not into instance/
-        # The production shape: behind one load balancer, whose X-Forwarded-For names the
-        # buyer; the limits on, counted in Redis across the workers.
-        TRUSTED_PROXIES="1",
-        REDIS_URL=args.redis_url,
-        REDIS_KEY_PREFIX=args.redis_prefix,
-    )
-    env.update(extra_env or {})
-    if not env.get("STRIPE_SECRET_KEY"):
-        # No sandbox process (no --purchase): demo mode, the built-in sandbox, which the
-        # add-to-cart rush never calls. Without a key or demo mode the storefront refuses to start.
-        env["STOREFRONT_DEMO"] = "1"
+    env = storefront_env(args, db_url, secret, extra_env)
     env.pop("GUNICORN_CMD_ARGS", None)
     cmd = [
         str(VENV_BIN / "gunicorn"),
@@ -691,7 +720,7 @@ async def warm_up(base: str, requests: int) -> None:
 def run_once(args, connections: int, db_url: str) -> dict:
     print(f"\n=== {connections} connections: fresh database, {args.buyers} buyers, C = {args.capacity}", flush=True)
     tt_id = recreate_database(db_url, args.capacity)
-    sandbox = watcher = hooks = None
+    sandbox = watcher = hooks = job_worker = None
     secret = secrets.token_hex(32)
     if args.purchase:
         # With --webhook-workers, Stripe's webhooks go to gunicorn processes of their own
@@ -705,6 +734,9 @@ def run_once(args, connections: int, db_url: str) -> dict:
             hooks = start_gunicorn(
                 args, db_url, secret, sandbox.storefront_env(), port=args.port + 1, workers=args.webhook_workers
             )
+        if sandbox:
+            # The webhooks queue the confirmation mails; a worker process sends them.
+            job_worker = start_worker(args, db_url, secret, sandbox.storefront_env())
     except BaseException:
         if sandbox:
             sandbox.stop()
@@ -789,6 +821,8 @@ def run_once(args, connections: int, db_url: str) -> dict:
         server.stop()
         if hooks is not None:
             hooks.stop()
+        if job_worker is not None:
+            job_worker.stop()
         if watcher is not None and watcher.is_alive():
             watcher.stop()
         if sandbox:
@@ -796,6 +830,8 @@ def run_once(args, connections: int, db_url: str) -> dict:
     errors = load.errors[:]
     if any(w for w in read_proc(str(server.log)).splitlines() if "Traceback" in w or "[ERROR]" in w):
         errors.append(f"gunicorn logged errors, see {server.log}")
+    if job_worker is not None and "Traceback" in read_proc(str(job_worker.log)):
+        errors.append(f"the job worker logged errors, see {job_worker.log}")
     return {
         "connections": connections,
         "busy_before": busy_before,
@@ -1009,6 +1045,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2 * cores)
     ap.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--job-workers",
+        type=int,
+        default=2,
+        help="threads of the job worker process started with --purchase (default 2)",
+    )
     ap.add_argument(
         "--pool-size",
         type=int,

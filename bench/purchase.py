@@ -306,7 +306,9 @@ def render(runs: list[dict]) -> tuple[list[str], bool, bool]:
         "",
         "Buyers whose add held a ticket go on at once, while the rush runs: checkout form -> Checkout "
         "Session -> the sandbox's hosted page: 70 % pay with 4242, 15 % are declined and leave, 15 % leave "
-        "without paying. The sandbox (its own process) delivers signed webhooks to the storefront.",
+        "without paying. The sandbox (its own process) delivers signed webhooks to the storefront, whose "
+        "webhook records the order and its confirmation in the outbox; a `flask worker` process (the job "
+        "queue on the run's Redis) sends the mails, off the webhook's path.",
         "",
         "| connections | checkouts | paid / declined / left | purchases/s | checkout creation p50 / p99 (ms) "
         "| webhook handling p50 / p99 (ms) | payment -> order visible p50 / p99 / max (ms) | orders / sold / refunds |",

@@ -90,8 +90,9 @@ def create_app(config: dict | None = None) -> Flask:
     limits.init_app(app)
     admin.init_app(app)
 
-    from . import cli, errors_http, http_security, links, logs
+    from . import cli, errors_http, http_security, jobs, links, logs
 
+    jobs.init_app(app)
     cli.init_app(app)
     errors_http.init_app(app)
     logs.init_app(app)

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from . import attempts, fulfilment, mail, parsing
+from . import attempts, fulfilment, jobs, parsing
 from . import cart as carts
 from .allowance import UNLIMITED, Allowance
 from .database import write_transaction
@@ -74,6 +74,7 @@ class CheckoutStarted:
     cart_token: str | None = None
     order_token: str | None = None
     order_id: int | None = None
+    mail_id: int | None = None  # the free order's confirmation in the outbox
 
 
 def valid_email(raw: str | None) -> str:
@@ -150,9 +151,9 @@ def start_checkout(
         # email): that session is closed at Stripe before a new one is made.
         return_to_cart(token)
         started = _start(token, email, names, success_url, cancel_url, utcnow())
-    if started.order_id is not None:
-        # A free order, committed: its confirmation (never raises).
-        mail.send_order_confirmation(started.order_id)
+    if started.mail_id is not None:
+        # A free order, committed with its confirmation's outbox row: a job sends it.
+        jobs.send_mail_soon(started.mail_id)
     return started
 
 
@@ -173,8 +174,8 @@ def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted
         total = sum(line["quantity"] * line["unit_price_minor"] for line in lines)
         currency = items[0].ticket_type.event.currency
         if total == 0:
-            order = fulfilment.create_free_order(cart, items, lines, email, now)
-            return CheckoutStarted(order_token=order.access_token, order_id=order.id)
+            order, mail_id = fulfilment.create_free_order(cart, items, lines, email, now)
+            return CheckoutStarted(order_token=order.access_token, order_id=order.id, mail_id=mail_id)
         digest = _digest(cart.id, lines, email, currency)
         attempt = _reusable_attempt(cart.id, digest, now)
         if attempt is not None and attempt.status == AttemptStatus.OPEN.value:

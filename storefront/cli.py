@@ -1,4 +1,4 @@
-"""Flask commands: `flask --app wsgi demo | seed-demo | sweep-holds | reconcile | send-confirmations |
+"""Flask commands: `flask --app wsgi demo | worker | seed-demo | sweep-holds | reconcile | send-confirmations |
 payment-review | stripe-sandbox | organiser create | organiser invite | organiser list`."""
 
 from __future__ import annotations
@@ -129,13 +129,49 @@ def init_app(app: Flask) -> None:
 
     @app.cli.command("send-confirmations")
     def send_confirmations_command():
-        """Send every order confirmation (and late-payment refund notice) not sent yet."""
-        from .mail import send_pending
+        """Send every order confirmation (and late-payment refund notice) not sent yet,
+        those waiting for a retry and those given up included."""
+        from .outbox import send_due
 
-        confirmations, notices, failures = send_pending()
-        click.echo(f"Sent {confirmations} order confirmation(s) and {notices} refund notice(s); {failures} failed.")
-        if failures:
+        sent = send_due(also_waiting=True)
+        click.echo(
+            f"Sent {sent.confirmations} order confirmation(s) and {sent.notices} refund notice(s); "
+            f"{sent.failures} failed."
+        )
+        if sent.failures:
             raise SystemExit(1)
+
+    @app.cli.command("worker")
+    @click.option(
+        "--workers", type=click.IntRange(1, 64), default=None, help="Threads running jobs (default JOBS_WORKERS, 2)."
+    )
+    @click.option(
+        "--periodic/--no-periodic",
+        default=True,
+        show_default=True,
+        help="Also enqueue the periodic jobs (every worker may: a lease lets one run per period).",
+    )
+    def worker_command(workers: int | None, periodic: bool):
+        """Run the job queue's consumer (mail, the periodic sweeps, reconciliation) until
+        stopped (SIGTERM: the running jobs finish first; Ctrl-C: at once)."""
+        import logging
+
+        from flask.logging import default_handler
+
+        from .jobs import get_jobs
+
+        # One handler for everything (Huey's lines and ours), not Flask's as well.
+        app.logger.removeHandler(default_handler)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        jobs = get_jobs(app)
+        threads = workers or app.config["JOBS_WORKERS"]
+        consumer = jobs.consumer(workers=threads, periodic=periodic)
+        click.echo(
+            f"Job worker started: {threads} thread(s), periodic jobs {'on' if periodic else 'off'}, "
+            f"queue {jobs.where}.",
+            err=True,
+        )
+        consumer.run()
 
     @app.cli.command("payment-review")
     def payment_review_command():
@@ -201,8 +237,16 @@ def init_app(app: Flask) -> None:
         click.echo(f"Storefront demo on http://{host}:{port} (links point to {app.config['PUBLIC_BASE_URL']})")
         click.echo(f"Admin on {app.config['PUBLIC_BASE_URL']}/admin/ : sign in as {email} with the password {password}")
         click.echo(f"  (kept in instance/{DEMO_PASSWORD_FILE})")
-        # app.run() refuses to block inside a flask command; run_simple is what it wraps.
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        # The demo runs its jobs (mail, the sweeps, reconciliation) in this very process.
+        from .jobs import start_consumer, stop_consumer
+
+        consumer = start_consumer(app, workers=1, periodic=True)
+        click.echo("Jobs (mail, holds, reconciliation) run in this process.")
+        try:
+            # app.run() refuses to block inside a flask command; run_simple is what it wraps.
+            run_simple(host, port, app, threaded=True, use_reloader=False)
+        finally:
+            stop_consumer(consumer)
 
 
 def demo_base_url(host: str, port: int) -> str:

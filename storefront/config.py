@@ -27,6 +27,16 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
+
+
 def _flag(name: str) -> bool | None:
     """``1``/``0`` from the environment; None when unset (the default decides)."""
     raw = os.environ.get(name, "").strip()
@@ -117,8 +127,15 @@ def mail_settings(instance_path: str) -> dict:
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
         "MAIL_USE_TLS": os.environ.get("MAIL_USE_TLS", "") == "1",
         "MAIL_FROM": os.environ.get("MAIL_FROM", "").strip() or "Storefront <tickets@localhost>",
-        # Seconds an SMTP connection may take; the mail is sent inside the webhook's request.
+        # Seconds an SMTP connection may take (a job sends the mail, not the webhook).
         "MAIL_TIMEOUT": _int("MAIL_TIMEOUT", 5),
+        # The outbox (storefront/outbox.py): how long a sender's claim on a mail lasts (a
+        # sender that died is replaced after it), the first retry's wait (doubling, up to
+        # the most), and the tries before a mail waits for a person.
+        "MAIL_CLAIM_SECONDS": _float("MAIL_CLAIM_SECONDS", 300),
+        "MAIL_RETRY_SECONDS": _float("MAIL_RETRY_SECONDS", 60),
+        "MAIL_RETRY_MAX_SECONDS": _float("MAIL_RETRY_MAX_SECONDS", 3600),
+        "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 10),
         "MAIL_OUTBOX": os.environ.get("MAIL_OUTBOX", "").strip() or str(Path(instance_path) / "outbox"),
         # The shop's address as buyers reach it: links in mails are built from it.
         "PUBLIC_BASE_URL": (os.environ.get("PUBLIC_BASE_URL", "").strip() or "http://127.0.0.1:5000").rstrip("/"),
@@ -174,12 +191,27 @@ def limit_settings(max_tickets_per_cart: int) -> dict:
     }
 
 
+def job_settings(instance_path: str) -> dict:
+    """The job queue (storefront/jobs.py): in Redis with REDIS_URL, else in a SQLite file."""
+    return {
+        "JOBS_SQLITE_PATH": os.environ.get("JOBS_SQLITE_PATH", "").strip() or str(Path(instance_path) / "jobs.db"),
+        # The longest a SQLite queue's consumer waits before looking for a new job.
+        "JOBS_POLL_SECONDS": _float("JOBS_POLL_SECONDS", 1.0),
+        # Worker threads of `flask worker`.
+        "JOBS_WORKERS": _int("JOBS_WORKERS", 2),
+        # The reconciliation job: how often (minutes, a divisor of 60) and how far back.
+        "JOBS_RECONCILE_MINUTES": _int("JOBS_RECONCILE_MINUTES", 5),
+        "JOBS_RECONCILE_HOURS": _int("JOBS_RECONCILE_HOURS", 24),
+    }
+
+
 def from_environment(instance_path: str) -> dict:
     max_tickets_per_cart = _int("MAX_TICKETS_PER_CART", 10)
     return {
         **stripe_settings(instance_path),
         **mail_settings(instance_path),
         **limit_settings(max_tickets_per_cart),
+        **job_settings(instance_path),
         "SECRET_KEY": secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": database_url(instance_path),
         # Minutes a cart holds its tickets after the last addition.

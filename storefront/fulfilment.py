@@ -21,11 +21,11 @@ reconciliation, possibly at the same moment for the same session. Each call:
    transaction that locks the same cart row, so an order and a refund can never both
    be decided), refunds through the gateway with an idempotency key made from the
    session id (concurrent callers get the same refund), and records the refund.
-5. After those transactions committed: the order's confirmation mail (or the late
-   payment's refund notice) is sent by ``storefront.mail``, which claims it first so
-   that of all the concurrent and repeated calls exactly one sends it. A failure to
-   send is logged and left for the next call or ``flask send-confirmations``; it
-   never fails ``fulfil``.
+5. The mail: the order's transaction also records its confirmation in the outbox
+   (``storefront.outbox``; the refund's last transaction records the refund notice),
+   so the two commit together. Only after that commit is a job asked to send it
+   (``storefront.jobs``): ``fulfil``, and the webhook that called it, never wait for
+   the mail server, and a failure to send never fails ``fulfil``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from . import attempts, inventory, mail
+from . import attempts, inventory, jobs, outbox
 from . import cart as carts
 from .database import write_transaction
 from .errors import SoldOut
@@ -75,6 +75,7 @@ class Outcome:
     kind: str
     order_id: int | None = None
     attempt_id: int | None = None
+    mail_id: int | None = None  # the outbox row this call recorded (storefront.outbox)
 
 
 def new_order_code() -> str:
@@ -123,17 +124,11 @@ def fulfil(session_id: str, *, source: str, session=None) -> Outcome:
     """
     existing = order_for_session(session_id)
     if existing is not None:
-        if existing.confirmation_sent_at is None:  # never claimed, or an earlier send failed
-            mail.send_order_confirmation(existing.id)
         return Outcome("order", existing.id)
     outcome = _fulfil(session_id, source, session)
-    # Only now, with the order's (or the refund's) transaction committed, the mail.
-    # A refund without an order decided elsewhere (charge.refunded, by a person)
-    # sends nothing here.
-    if outcome.kind == "order":
-        mail.send_order_confirmation(outcome.order_id)
-    elif outcome.kind == "refunded" and outcome.attempt_id is not None:
-        mail.send_refund_notice(outcome.attempt_id)
+    if outcome.mail_id is not None:
+        # Only now, with the transaction that recorded the mail committed.
+        jobs.send_mail_soon(outcome.mail_id)
     return outcome
 
 
@@ -240,7 +235,7 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
         "held" if holding else "late payment, stock taken again",
         source,
     )
-    return Outcome("order", order.id)
+    return Outcome("order", order.id, mail_id=outbox.confirmation_due(order.id))
 
 
 def _paid_as_asked(session, attempt: PaymentAttempt) -> bool:
@@ -312,9 +307,12 @@ def _new_order(*, cart_id, event_id, lines, email, currency, session_id, payment
     return order
 
 
-def create_free_order(cart: Cart, items: list[CartItem], lines: list[dict], email: str, now: datetime) -> Order:
+def create_free_order(
+    cart: Cart, items: list[CartItem], lines: list[dict], email: str, now: datetime
+) -> tuple[Order, int]:
     """A cart that costs nothing: sold and ordered at once, in the caller's transaction
-    (which locked the live cart). No Stripe, no session id."""
+    (which locked the live cart), with its confirmation recorded in the outbox. No
+    Stripe, no session id. Returns the order and its confirmation's outbox row id."""
     inventory.sell({item.ticket_type: item.quantity for item in items})
     carts.convert(cart.id, now)
     order = _new_order(
@@ -328,8 +326,9 @@ def create_free_order(cart: Cart, items: list[CartItem], lines: list[dict], emai
         total=0,
         now=now,
     )
+    mail_id = outbox.confirmation_due(order.id)
     log.info("free order %s created (cart %s)", order.code, cart.id)
-    return order
+    return order, mail_id
 
 
 def _mark_processing(attempt_id: int, session) -> None:
@@ -375,6 +374,7 @@ def _refund(session, attempt_id: int, source: str) -> Outcome:
         if attempt.status != AttemptStatus.REFUNDED.value:  # the racing delivery may have recorded it
             attempts.move(attempt, AttemptStatus.REFUNDED, utcnow())
         attempt.stripe_refund_id = refund.id
+        mail_id = outbox.refund_notice_due(attempt_id)
     log.warning(
         "session %s refunded (%s, refund %s, attempt %s, %s)",
         session.id,
@@ -383,4 +383,4 @@ def _refund(session, attempt_id: int, source: str) -> Outcome:
         attempt_id,
         source,
     )
-    return Outcome("refunded", attempt_id=attempt_id)
+    return Outcome("refunded", attempt_id=attempt_id, mail_id=mail_id)

@@ -1,17 +1,11 @@
-"""Mail to buyers: build the messages and send them, each exactly once. (Staff mail, sent
-as soon as it is asked for, uses ``staff_message`` and ``deliver``.)
+"""Mail to buyers: build the messages and deliver them. (Staff mail, sent as soon as it
+is asked for, uses ``staff_message`` and ``deliver``.)
 
 Two messages: the order confirmation (after fulfilment made an order) and, when
 fulfilment had to refund a late payment because the stock was gone, a short notice
-that the payment is refunded.
-
-Exactly once: the order (or the attempt) carries a ``*_sent_at`` column. A sender
-first claims it with a guarded UPDATE (``… WHERE id = :id AND …_sent_at IS NULL``) in
-its own durable transaction, after the transaction that made the order committed;
-only the caller whose UPDATE took the row sends. If sending fails, the claim is given
-back (NULL again) and logged, and the next ``fulfil`` of that session or
-``flask send-confirmations`` tries again. A failure here never propagates: the order
-exists, the mail is secondary.
+that the payment is refunded. When each is due, and that it goes out once, is
+``storefront.outbox``'s business: a row per mail, sent by a job (``storefront.jobs``),
+which calls the builders here and ``deliver``.
 
 Delivery: without ``MAIL_SERVER`` each message is written to ``MAIL_OUTBOX``
 (``instance/outbox/<timestamp>-<name>.eml``, through a temporary file and a rename,
@@ -36,159 +30,32 @@ from pathlib import Path
 
 from flask import current_app, render_template
 from flask_babel import force_locale, gettext
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from . import parsing
-from .database import write_transaction
 from .extensions import db
 from .links import public_url
-from .models import AttemptStatus, Event, Order, OrderStatus, PaymentAttempt, Ticket, TicketType, utcnow
+from .models import Event, Order, OrderStatus, PaymentAttempt, Ticket, TicketType
 
 log = logging.getLogger(__name__)
 
-# Which orders get a confirmation, and which refunds a notice.
+# Which orders get a confirmation.
 CONFIRMED_STATUSES = (OrderStatus.PAID.value, OrderStatus.PARTIALLY_REFUNDED.value)
-NOTIFIED_REFUND_REASON = "stock_gone_after_hold_lapsed"  # fulfilment.REFUND_REASON_SOLD_OUT
-
-
-# --- sending each message once ------------------------------------------------------------------
-
-
-def send_order_confirmation(order_id: int) -> bool:
-    """Send the order's confirmation unless it was sent (or is being sent) already.
-    True when this call sent it. Never raises."""
-    return _send_once(
-        f"order {order_id}",
-        "confirmation",
-        _order_confirmation,
-        Order,
-        Order.confirmation_sent_at,
-        order_id,
-        Order.status.in_(CONFIRMED_STATUSES),
-    )
-
-
-def send_refund_notice(attempt_id: int) -> bool:
-    """Tell the buyer of a late payment that was refunded (no stock left), once.
-    True when this call sent it. Never raises."""
-    return _send_once(
-        f"attempt {attempt_id}",
-        "refund notice",
-        _refund_notice,
-        PaymentAttempt,
-        PaymentAttempt.refund_notice_sent_at,
-        attempt_id,
-        PaymentAttempt.status == AttemptStatus.REFUNDED.value,
-        PaymentAttempt.refund_reason == NOTIFIED_REFUND_REASON,
-    )
-
-
-def _send_once(who: str, what: str, build, model, column, row_id: int, *conditions) -> bool:
-    """Claim ``column`` of the row, build the message (``build(row_id)`` -> (message,
-    name)) and deliver it; give the claim back if that fails. True when this call sent."""
-    try:
-        if not _claim(model, column, row_id, *conditions):
-            return False
-    except Exception:
-        log.exception("%s: could not claim its %s; it stays unsent", who, what)
-        return False
-    try:
-        message, name = build(row_id)
-        deliver(message, name)
-    except InvalidRecipient as refused:
-        log.error("%s: %s refused, %s; it stays unsent until a person corrects the address", who, what, refused)
-        _unclaim(model, column, row_id)
-        return False
-    except Exception:
-        log.exception("%s: sending the %s failed; it will be retried", who, what)
-        _unclaim(model, column, row_id)
-        return False
-    log.info("%s (%s): %s sent to %s", who, name, what, message["To"])
-    return True
-
-
-def send_pending() -> tuple[int, int, int]:
-    """Every confirmation and refund notice not sent yet (``flask send-confirmations``).
-    Returns (confirmations sent, refund notices sent, failures). Idempotent."""
-    order_ids = (
-        db.session.execute(
-            select(Order.id)
-            .where(Order.confirmation_sent_at.is_(None), Order.status.in_(CONFIRMED_STATUSES))
-            .order_by(Order.id)
-        )
-        .scalars()
-        .all()
-    )
-    attempt_ids = (
-        db.session.execute(
-            select(PaymentAttempt.id)
-            .where(
-                PaymentAttempt.refund_notice_sent_at.is_(None),
-                PaymentAttempt.status == AttemptStatus.REFUNDED.value,
-                PaymentAttempt.refund_reason == NOTIFIED_REFUND_REASON,
-            )
-            .order_by(PaymentAttempt.id)
-        )
-        .scalars()
-        .all()
-    )
-    confirmations = sum(send_order_confirmation(order_id) for order_id in order_ids)
-    notices = sum(send_refund_notice(attempt_id) for attempt_id in attempt_ids)
-    # A row another sender took meanwhile counts as neither sent here nor failed.
-    failures = _count_unsent(order_ids, attempt_ids)
-    return confirmations, notices, failures
-
-
-def _count_unsent(order_ids: list[int], attempt_ids: list[int]) -> int:
-    db.session.rollback()
-    unsent = 0
-    if order_ids:
-        unsent += len(
-            db.session.execute(
-                select(Order.id).where(Order.id.in_(order_ids), Order.confirmation_sent_at.is_(None))
-            ).all()
-        )
-    if attempt_ids:
-        unsent += len(
-            db.session.execute(
-                select(PaymentAttempt.id).where(
-                    PaymentAttempt.id.in_(attempt_ids), PaymentAttempt.refund_notice_sent_at.is_(None)
-                )
-            ).all()
-        )
-    return unsent
-
-
-def _claim(model, column, row_id: int, *conditions) -> bool:
-    """The guarded UPDATE: True for the one caller that took the row."""
-    with write_transaction():
-        result = db.session.execute(
-            update(model)
-            .where(model.id == row_id, column.is_(None), *conditions)
-            .values({column.key: utcnow()})
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
-
-
-def _unclaim(model, column, row_id: int) -> None:
-    try:
-        with write_transaction():
-            db.session.execute(
-                update(model)
-                .where(model.id == row_id)
-                .values({column.key: None})
-                .execution_options(synchronize_session=False)
-            )
-    except Exception:
-        # The row stays claimed: this mail will not be retried by itself.
-        log.exception(
-            "%s %s: could not give back the mail's claim; it will NOT be retried", model.__tablename__, row_id
-        )
 
 
 # --- building the messages ----------------------------------------------------------------------
+
+
+def build_order_confirmation(order_id: int) -> tuple[EmailMessage, str]:
+    """The order's confirmation, ready for ``deliver``, and its name in the outbox folder
+    (sent by ``storefront.outbox``, which gives it the outbox row's Message-ID)."""
+    return _order_confirmation(order_id)
+
+
+def build_refund_notice(attempt_id: int) -> tuple[EmailMessage, str]:
+    """The late payment's refund notice; see ``build_order_confirmation``."""
+    return _refund_notice(attempt_id)
 
 
 def _order_confirmation(order_id: int) -> tuple[EmailMessage, str]:
@@ -270,8 +137,10 @@ def staff_message(*, to: str, subject: str, text: str, html: str) -> EmailMessag
 # --- delivery -------------------------------------------------------------------------------------
 
 
-def deliver(message: EmailMessage, name: str) -> None:
-    """By SMTP when ``MAIL_SERVER`` is set, else into the outbox folder. Raises on failure."""
+def deliver(message: EmailMessage, name: str, *, at: datetime | None = None) -> None:
+    """By SMTP when ``MAIL_SERVER`` is set, else into the outbox folder. Raises on failure.
+    ``at``: the time in the folder's file name (default now); the same ``at`` and ``name``
+    replace the file, so delivering one mail again leaves one file."""
     config = current_app.config
     if config.get("MAIL_SERVER"):
         with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=config["MAIL_TIMEOUT"]) as smtp:
@@ -282,14 +151,14 @@ def deliver(message: EmailMessage, name: str) -> None:
                 smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
             smtp.send_message(message)
         return
-    write_to_outbox(message, name, Path(config["MAIL_OUTBOX"]))
+    write_to_outbox(message, name, Path(config["MAIL_OUTBOX"]), at=at)
 
 
-def write_to_outbox(message: EmailMessage, name: str, outbox: Path) -> Path:
+def write_to_outbox(message: EmailMessage, name: str, outbox: Path, *, at: datetime | None = None) -> Path:
     """``<outbox>/<UTC timestamp>-<name>.eml``, written to a temporary file in the same
     folder and renamed into place (atomic: a reader sees the whole file or none)."""
     outbox.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     target = outbox / f"{stamp}-{name}.eml"
     fd, temp = tempfile.mkstemp(dir=outbox, prefix=".", suffix=".tmp")
     try:

@@ -259,9 +259,6 @@ class PaymentAttempt(db.Model):
     decline_code: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     refund_reason: Mapped[str | None] = mapped_column(String(100))
-    # Set when a sender claims the "your payment is refunded" mail of a late payment
-    # (storefront.mail); back to NULL if sending failed, so it is retried.
-    refund_notice_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     raw: Mapped[str | None] = mapped_column(Text)  # the last Stripe object seen, as JSON
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -289,9 +286,6 @@ class Order(db.Model):
     refunded_minor: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # Set when a sender claims the order confirmation mail (storefront.mail): only the
-    # one whose guarded UPDATE took it sends; back to NULL if sending failed.
-    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     event: Mapped[Event] = relationship()
     tickets: Mapped[list[Ticket]] = relationship(back_populates="order", order_by="Ticket.id")
@@ -340,6 +334,68 @@ class Ticket(db.Model):
 
     order: Mapped[Order] = relationship(back_populates="tickets")
     ticket_type: Mapped[TicketType] = relationship()
+
+
+class MailKind(enum.StrEnum):
+    ORDER_CONFIRMATION = "order_confirmation"
+    REFUND_NOTICE = "refund_notice"  # a late payment refunded for want of stock
+
+
+class MailStatus(enum.StrEnum):
+    """A mail of the outbox (``storefront.outbox`` alone writes it).
+
+    pending: to be sent once ``due_at`` is reached; sending: a sender claimed it until
+    ``claimed_until`` (a sender that died leaves it so, and it is taken again after);
+    sent; failed: given up after ``MAIL_MAX_ATTEMPTS`` tries or refused for good (an
+    address that is not one), for a person; skipped: no longer to be sent (the order was
+    refunded or cancelled before its confirmation went out).
+    """
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class MailOutbox(db.Model):
+    """A mail a buyer is due, recorded in the transaction that made it due (the order's,
+    the refund's), so a paid order never lacks its confirmation. At most one of each kind
+    per order or attempt."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (
+        UniqueConstraint("order_id", "kind", name="uq_mail_outbox_order_id_kind"),
+        UniqueConstraint("attempt_id", "kind", name="uq_mail_outbox_attempt_id_kind"),
+        Index("ix_mail_outbox_status_due_at", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("payment_attempts.id"))
+    status: Mapped[str] = mapped_column(String(20), default=MailStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The same on every copy of this mail, so that a copy sent twice (a sender died
+    # between the server's acceptance and marking it sent) is one mail to a mail client.
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class JobLease(db.Model):
+    """Who runs a periodic job now, until when (``storefront.jobs``): taken by one
+    conditional UPDATE, so one job never runs twice at once across workers and hosts;
+    a worker that died lets its lease run out."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class WebhookEvent(db.Model):

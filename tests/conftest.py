@@ -35,6 +35,8 @@ TABLES = [
     "memberships",
     "users",
     "webhook_events",
+    "job_leases",
+    "mail_outbox",
     "tickets",
     "orders",
     "payment_attempts",
@@ -75,7 +77,14 @@ def database_urls(tmp_path_factory):
         urls["postgresql_error"] = f"PostgreSQL at {make_url(pg_url()).render_as_string()} unreachable: {error}"
     for backend in ("sqlite", "postgresql"):
         if backend in urls:
-            app = create_app({"SQLALCHEMY_DATABASE_URI": urls[backend], "SECRET_KEY": "test", **TEST_PAYMENTS})
+            app = create_app(
+                {
+                    "SQLALCHEMY_DATABASE_URI": urls[backend],
+                    "SECRET_KEY": "test",
+                    "JOBS_SQLITE_PATH": new_job_queue_path(),
+                    **TEST_PAYMENTS,
+                }
+            )
             with app.app_context():
                 from flask_migrate import upgrade
 
@@ -123,12 +132,22 @@ def buyer_client(app):
 
 
 _mail_outbox: dict[str, str] = {}
+_job_queues = itertools.count(1)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _default_mail_outbox(tmp_path_factory):
-    """Mail written by any test's app goes to a folder of this run, never to instance/."""
+    """Mail written by any test's app goes to a folder of this run, never to instance/;
+    each app's job queue (SQLite) is a file of its own in another folder of the run."""
     _mail_outbox["path"] = str(tmp_path_factory.mktemp("outbox"))
+    _mail_outbox["queues"] = str(tmp_path_factory.mktemp("job-queues"))
+
+
+def new_job_queue_path() -> str:
+    """A SQLite file for one more app's job queue, in this run's folder."""
+    return str(
+        Path(_mail_outbox.get("queues") or "/nonexistent/job-queues-fixture-missing") / f"jobs-{next(_job_queues)}.db"
+    )
 
 
 # Test apps run in demo mode, with the built-in sandbox's credentials given rather than
@@ -146,6 +165,10 @@ def make_app(url: str, **overrides):
         **TEST_PAYMENTS,
         "MAIL_OUTBOX": _mail_outbox.get("path") or "/nonexistent/outbox-fixture-missing",
         "MAIL_SERVER": None,
+        # The real queue, in a file of this app's own; no consumer runs unless the test
+        # starts one (tests/jobs_support.py).
+        "JOBS_SQLITE_PATH": new_job_queue_path(),
+        "JOBS_POLL_SECONDS": 0.1,
         "SQLALCHEMY_DATABASE_URI": url,
         "SECRET_KEY": "test-secret",
         "WTF_CSRF_ENABLED": False,

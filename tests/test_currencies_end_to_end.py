@@ -25,6 +25,7 @@ from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
     wait_for_order,
 )
 from .factories import make_event
+from .jobs_support import running_jobs
 from .sandbox_support import wait_until
 
 
@@ -70,7 +71,8 @@ def test_the_buyer_reads_what_stripe_charges(shop, sandbox, currency, unit_minor
     assert (order.total_minor, order.currency) == (2 * unit_minor, currency)
     assert [t.price_minor for t in order.tickets] == [unit_minor, unit_minor]
     outbox = Path(shop.config["MAIL_OUTBOX"])
-    eml = wait_until(lambda: next(outbox.glob(f"*-{order.code}.eml"), None), what=f"the mail of {order.code}")
+    with running_jobs(shop):
+        eml = wait_until(lambda: next(outbox.glob(f"*-{order.code}.eml"), None), what=f"the mail of {order.code}")
     mail = BytesParser(policy=policy.default).parsebytes(eml.read_bytes())
     text = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()

@@ -30,6 +30,7 @@ from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
 )
 from .conftest import backend_url, clean, make_app
 from .factories import make_event
+from .jobs_support import running_jobs
 from .sandbox_support import ROOT, TEST_KEY, WEBHOOK_SECRET, free_port, wait_until
 from .test_routes import add
 
@@ -188,7 +189,9 @@ def test_an_https_shop_refuses_a_cookie_that_is_not_secure(database_urls):
 def test_a_forged_host_changes_no_link_of_a_free_order(app, tmp_path):
     app.config["MAIL_OUTBOX"] = str(tmp_path)
     client = app.test_client()
-    order_path = free_order(client)
+    with running_jobs(app):
+        order_path = free_order(client)
+        wait_until(lambda: list(tmp_path.glob("*.eml")), what="the confirmation mail")
     assert not order_path.startswith(EVIL)
     page = client.get(order_path, base_url=EVIL).get_data(as_text=True)
     [link] = re.findall(r'class="order-link" href="([^"]+)"', page)
@@ -216,8 +219,9 @@ def test_a_forged_host_changes_none_of_stripes_links_nor_the_success_page(shop, 
     page = client.get("/checkout/success", query_string={"session_id": session_id}).get_data(as_text=True)
     assert re.search(rf'class="order-link" href="{re.escape(base)}/orders/{order.access_token}"', page)
     assert "evil.example" not in page
-    # The webhook writes the mail after the order's commit, which is all wait_for_order waits for.
-    [mail] = wait_until(lambda: list(tmp_path.glob("*.eml")), what="the confirmation mail")
+    # A job sends the mail after the order's commit, which is all wait_for_order waits for.
+    with running_jobs(shop):
+        [mail] = wait_until(lambda: list(tmp_path.glob("*.eml")), what="the confirmation mail")
     assert f"{base}/orders/{order.access_token}" in mail.read_text() and "evil.example" not in mail.read_text()
 
 
@@ -240,6 +244,7 @@ def test_flask_demo_on_another_port_points_its_links_there(tmp_path):
         "STRIPE_API_BASE": "http://127.0.0.1:9",
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MAIL_OUTBOX": str(tmp_path / "outbox"),
+        "JOBS_SQLITE_PATH": str(tmp_path / "jobs.db"),  # the demo's in-process consumer's queue
         "STOREFRONT_DEMO": "1",
     }
     for name in ("PUBLIC_BASE_URL", "SESSION_COOKIE_SECURE"):
@@ -267,6 +272,7 @@ def test_flask_demo_on_another_port_points_its_links_there(tmp_path):
         assert f"http://127.0.0.1:{port}" in headers["Content-Security-Policy"]
         assert headers["Set-Cookie"].startswith("session=") and "Secure" not in headers["Set-Cookie"]
         assert f"links point to http://127.0.0.1:{port}" in log.read_text()
+        assert "Jobs (mail, holds, reconciliation) run in this process." in log.read_text()
     finally:
         proc.terminate()
         proc.wait(timeout=15)

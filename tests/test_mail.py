@@ -1,15 +1,20 @@
 """The order confirmation mail (and the late-payment refund notice), end to end: pay
 through the sandbox process, the signed webhook reaches the storefront over HTTP,
-fulfilment makes the order, and the mail lands in a real outbox folder or at a real
-SMTP server (aiosmtpd, run by the test on a loopback port). Exactly one mail per
-order, whatever is repeated or raced. SQLite and PostgreSQL.
+fulfilment makes the order and its outbox row, a job of the real queue (a consumer in
+this process, as the demo runs it) sends it, and the mail lands in a real outbox folder
+or at a real SMTP server (aiosmtpd, run by the test on a loopback port). Exactly one
+mail per order, whatever is repeated or raced; the webhook never waits for the mail
+server; a failed send is retried later with its error kept. SQLite and PostgreSQL.
+(A worker killed while sending: tests/test_jobs.py.)
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
-from datetime import UTC
+import time
+from datetime import UTC, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -18,10 +23,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from storefront import fulfilment, mail
+from storefront import fulfilment, outbox
 from storefront.database import write_transaction
 from storefront.extensions import db
-from storefront.models import Event, Order, PaymentAttempt, WebhookEvent, utcnow
+from storefront.models import Event, MailOutbox, Order, PaymentAttempt, WebhookEvent, utcnow
 
 from .checkout_support import (  # noqa: F401 (sandbox: fixture)
     CARD_OK,
@@ -40,28 +45,34 @@ from .checkout_support import (  # noqa: F401 (sandbox: fixture)
 )
 from .conftest import clean
 from .factories import make_event, ticket_type
+from .jobs_support import mail_row_of_order, running_jobs
 from .sandbox_support import free_port, wait_until
 
 BASE = "https://tickets.example.org"
 
 
 @pytest.fixture
-def outbox(tmp_path) -> Path:
+def outbox_dir(tmp_path) -> Path:
     return tmp_path / "outbox"
 
 
 @pytest.fixture
-def shop(database_urls, backend, sandbox, outbox):
+def shop(database_urls, backend, sandbox, outbox_dir, request):
     """The storefront against the sandbox process (as in checkout_support), its mail
-    going to this test's own outbox folder."""
+    going to this test's own outbox folder, its jobs run by a consumer in this process
+    (not for tests marked ``no_worker``: they start it themselves)."""
     # An https address: the session cookie must then be Secure (the test client sends it back anyway).
     app = shop_app_for(
-        database_urls, backend, sandbox, MAIL_OUTBOX=str(outbox), PUBLIC_BASE_URL=BASE, SESSION_COOKIE_SECURE=True
+        database_urls, backend, sandbox, MAIL_OUTBOX=str(outbox_dir), PUBLIC_BASE_URL=BASE, SESSION_COOKIE_SECURE=True
     )
     clean(app)
     try:
         with serving_shop(app, sandbox), app.app_context():
-            yield app
+            if request.node.get_closest_marker("no_worker"):
+                yield app
+            else:
+                with running_jobs(app, workers=2):
+                    yield app
             db.session.remove()
     finally:
         clean(app)
@@ -143,18 +154,18 @@ def pay_for_two(shop, sandbox, event, *, dropped: bool = False) -> str:
     return session_id
 
 
-def confirmation_sent_at(order_id: int):
-    db.session.rollback()
-    return db.session.execute(select(Order.confirmation_sent_at).where(Order.id == order_id)).scalar_one()
+def confirmation_sent(order_id: int) -> bool:
+    row = mail_row_of_order(order_id)
+    return row.status == "sent" and row.sent_at is not None
 
 
-def test_paying_writes_one_confirmation_with_everything_the_buyer_needs(shop, sandbox, outbox):
+def test_paying_writes_one_confirmation_with_everything_the_buyer_needs(shop, sandbox, outbox_dir):
     event = new_york_event()
     session_id = pay_for_two(shop, sandbox, event)
     order = wait_for_order(session_id)
-    [message] = wait_until(lambda: mails(outbox), what="the confirmation in the outbox")
+    [message] = wait_until(lambda: mails(outbox_dir), what="the confirmation in the outbox")
     # The file, named <timestamp>-<code>.eml, and nothing half-written beside it.
-    [path] = list(outbox.iterdir())
+    [path] = list(outbox_dir.iterdir())
     assert path.name.endswith(f"-{order.code}.eml") and path.name[:8].isdigit()
 
     assert message["To"] == "ada@example.com"
@@ -174,26 +185,28 @@ def test_paying_writes_one_confirmation_with_everything_the_buyer_needs(shop, sa
     assert "Zoë O&#39;Brien &amp; Sons" in html and f'href="{link}"' in html
     # The link in the mail opens the order.
     assert shop.test_client().get(link.removeprefix(BASE)).status_code == 200
-    assert confirmation_sent_at(order.id) is not None
+    wait_until(lambda: confirmation_sent(order.id), what="the outbox row marked sent")
+    # Its Message-ID is the outbox row's, the same on any copy of this mail.
+    assert message["Message-ID"] == mail_row_of_order(order.id).message_id
 
 
-def test_a_free_order_is_confirmed_too(shop, outbox):
+def test_a_free_order_is_confirmed_too(shop, outbox_dir):
     event = make_event(ticket_types=[{"name": "Free entry", "price_minor": 0, "capacity": 5}])
     client = shop.test_client()
     add(client, event, {event.ticket_types[0].id: 1})
     response = client.post("/checkout", data={"email": "free@example.com", "first-1": "Ada", "last-1": "L"})
     assert response.status_code == 303 and "/orders/" in response.headers["Location"]
-    [message] = mails(outbox)
+    [message] = wait_until(lambda: mails(outbox_dir), what="the free order's confirmation")
     order = db.session.execute(select(Order)).scalar_one()
     assert message["To"] == "free@example.com" and order.code in message["Subject"]
-    assert confirmation_sent_at(order.id) is not None
+    wait_until(lambda: confirmation_sent(order.id), what="the outbox row marked sent")
 
 
-def test_webhook_twice_fulfil_again_and_threads_still_send_one_mail(shop, sandbox, outbox):
+def test_webhook_twice_fulfil_again_and_threads_still_send_one_mail(shop, sandbox, outbox_dir):
     event = new_york_event()
     session_id = pay_for_two(shop, sandbox, event)
     order = wait_for_order(session_id)
-    wait_until(lambda: mails(outbox), what="the confirmation")
+    wait_until(lambda: mails(outbox_dir), what="the confirmation")
     completed = stripe_event("checkout.session.completed", session_id)
     client = shop.test_client()
     # The same event delivered twice more (a duplicate), and again under a new id (as
@@ -206,30 +219,34 @@ def test_webhook_twice_fulfil_again_and_threads_still_send_one_mail(shop, sandbo
     assert response.status_code == 200 and response.get_json()["outcome"] == "order"
     assert fulfilment.fulfil(session_id, source="test").order_id == order.id
     run_in_threads(shop, 6, lambda: fulfilment.fulfil(session_id, source="thread"))
-    assert len(mails(outbox)) == 1
+    assert len(mails(outbox_dir)) == 1
 
 
-def test_racing_senders_of_an_unsent_confirmation_send_it_once(shop, sandbox, outbox):
-    """A confirmation left unsent (SMTP was down), then retried by several fulfil calls
-    and send calls at the same moment: one of them takes it, the others send nothing.
-    Without the guarded claim, every thread would send one."""
-    shop.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port(), MAIL_TIMEOUT=2)
+def test_racing_senders_of_an_unsent_confirmation_send_it_once(shop, sandbox, outbox_dir):
+    """A confirmation left unsent (SMTP was down; its retry far ahead), then sent by
+    several senders at the same moment, fulfilment called again meanwhile: one of them
+    takes the row, the others send nothing. Without the guarded claim, every thread
+    would send one."""
+    shop.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port(), MAIL_TIMEOUT=2, MAIL_RETRY_SECONDS=3600)
     session_id = pay_for_two(shop, sandbox, new_york_event())
     order = wait_for_order(session_id)
-    wait_until(lambda: completion_processed(session_id), what="the webhook's try at sending to end")
-    assert confirmation_sent_at(order.id) is None and mails(outbox) == []
+    row = wait_until(
+        lambda: (r := mail_row_of_order(order.id)).attempts == 1 and r.status == "pending" and r,
+        what="the job's first try to fail",
+    )
+    assert mails(outbox_dir) == [] and "Connection" in row.last_error
     shop.config.update(MAIL_SERVER=None)
     results = run_in_threads(
         shop,
         8,
         lambda i: (
-            mail.send_order_confirmation(order.id) if i % 2 else fulfilment.fulfil(session_id, source=f"thread {i}")
+            outbox.send(row.id, also_waiting=True) if i % 2 else fulfilment.fulfil(session_id, source=f"thread {i}")
         ),
         pass_index=True,
     )
-    assert sum(r is True for r in results) <= 1  # the send calls that sent
-    assert len(mails(outbox)) == 1
-    assert confirmation_sent_at(order.id) is not None
+    assert sum(r == "sent" for r in results) == 1
+    assert len(mails(outbox_dir)) == 1
+    assert confirmation_sent(order.id)
 
 
 def completion_processed(session_id: str) -> bool:
@@ -268,7 +285,7 @@ def run_in_threads(app, n: int, work, pass_index: bool = False) -> list:
     return results
 
 
-def test_smtp_server_receives_the_confirmation_once(shop, sandbox, outbox):
+def test_smtp_server_receives_the_confirmation_once(shop, sandbox, outbox_dir):
     port = free_port()
     with SMTPSink(port) as sink:
         shop.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port)
@@ -284,28 +301,32 @@ def test_smtp_server_receives_the_confirmation_once(shop, sandbox, outbox):
     assert order.code in message["Subject"]
     text, html = parts(message)
     assert "Grace Hopper" in text and "$37.50" in html and f"{BASE}/orders/{order.access_token}" in text
-    assert mails(outbox) == []  # with MAIL_SERVER, nothing goes to the folder
+    assert mails(outbox_dir) == []  # with MAIL_SERVER, nothing goes to the folder
 
 
-def test_smtp_down_keeps_the_order_and_send_confirmations_sends_it_later(shop, sandbox, outbox, caplog):
+def test_smtp_down_keeps_the_order_and_send_confirmations_sends_it_later(shop, sandbox, outbox_dir):
     port = free_port()  # nothing listens there yet
-    shop.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2)
+    # The retry far ahead: here a person runs the command.
+    shop.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2, MAIL_RETRY_SECONDS=3600)
     session_id = pay_for_two(shop, sandbox, new_york_event(), dropped=True)
     completed = stripe_event("checkout.session.completed", session_id)
-    with caplog.at_level("ERROR", logger="storefront.mail"):
-        response = deliver(shop.test_client(), completed)
+    response = deliver(shop.test_client(), completed)
     assert response.status_code == 200 and response.get_json()["outcome"] == "order"
     order = order_of(session_id)
     assert order is not None and len(order.tickets) == 2
-    assert any("sending the confirmation failed" in m for m in caplog.messages), caplog.messages
-    assert confirmation_sent_at(order.id) is None
-    # Another fulfil while the server is still down: the order stands, nothing raised.
+    row = wait_until(
+        lambda: (r := mail_row_of_order(order.id)).attempts == 1 and r.status == "pending" and r,
+        what="the job's try to fail",
+    )
+    # The error is kept on the row, and the retry waits (MAIL_RETRY_SECONDS).
+    assert "ConnectionRefusedError" in row.last_error and row.sent_at is None
+    assert row.due_at > utcnow() + timedelta(minutes=50)
+    # Another fulfil while the server is still down: the order stands, nothing raised, no second row.
     assert fulfilment.fulfil(session_id, source="test").kind == "order"
-    assert confirmation_sent_at(order.id) is None
     runner = shop.test_cli_runner()
     failed = runner.invoke(args=["send-confirmations"])
     assert failed.exit_code == 1 and "1 failed" in failed.output
-    assert confirmation_sent_at(order.id) is None
+    assert mail_row_of_order(order.id).attempts == 2 and not confirmation_sent(order.id)
 
     with SMTPSink(port) as sink:
         sent = runner.invoke(args=["send-confirmations"])
@@ -316,11 +337,71 @@ def test_smtp_down_keeps_the_order_and_send_confirmations_sends_it_later(shop, s
         fulfilment.fulfil(session_id, source="test")
         [(recipients, message)] = sink.messages
     assert recipients == ["ada@example.com"] and order.code in message["Subject"]
-    assert confirmation_sent_at(order.id) is not None
-    assert mails(outbox) == []
+    row = mail_row_of_order(order.id)
+    assert confirmation_sent(order.id) and row.attempts == 3 and "ConnectionRefusedError" in row.last_error
+    assert mails(outbox_dir) == []
 
 
-def test_a_late_payment_refunded_for_want_of_stock_is_told_once(shop, sandbox, outbox):
+def test_a_failed_send_is_retried_by_itself_with_backoff(shop, sandbox, outbox_dir):
+    """SMTP down at first: the job's try fails, the row keeps the error and waits
+    MAIL_RETRY_SECONDS, then twice that; once the server is up the retry sends it,
+    without anyone running a command."""
+    port = free_port()
+    shop.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2, MAIL_RETRY_SECONDS=1)
+    session_id = pay_for_two(shop, sandbox, new_york_event())
+    order = wait_for_order(session_id)
+    first_due = wait_until(
+        lambda: (r := mail_row_of_order(order.id)).attempts == 1 and r.status == "pending" and r.due_at,
+        what="the first try",
+    )
+    second = wait_until(
+        lambda: (r := mail_row_of_order(order.id)).attempts == 2 and r.status == "pending" and r,
+        what="the first retry to fail",
+    )
+    assert "ConnectionRefusedError" in second.last_error and second.status == "pending"
+    # Doubling: the second wait (2 s) is twice the first (1 s), counted from a later try.
+    assert second.due_at - first_due >= timedelta(seconds=1.9)
+    with SMTPSink(port) as sink:
+        wait_until(lambda: sink.messages, timeout=20, what="a retry to reach the server")
+        wait_until(lambda: confirmation_sent(order.id), what="the row marked sent")
+        time.sleep(1.5)  # no further retry comes
+        [(recipients, message)] = sink.messages
+    row = mail_row_of_order(order.id)
+    assert row.attempts >= 3 and row.last_error and message["Message-ID"] == row.message_id
+
+
+@pytest.mark.no_worker
+def test_the_webhook_answers_without_waiting_for_the_mail_server(shop, sandbox, outbox_dir):
+    """A mail server that takes the connection and never answers: the webhook that made
+    the order answers at once; the mail waits in the outbox for a worker."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nobody ever says hello
+    try:
+        shop.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=silent.getsockname()[1], MAIL_TIMEOUT=5)
+        session_id = pay_for_two(shop, sandbox, new_york_event(), dropped=True)
+        completed = stripe_event("checkout.session.completed", session_id)
+        started = time.monotonic()
+        response = deliver(shop.test_client(), completed)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200 and response.get_json()["outcome"] == "order"
+        assert elapsed < 2, f"the webhook took {elapsed:.1f} s"
+        order = order_of(session_id)
+        row = mail_row_of_order(order.id)
+        assert row.status == "pending" and row.attempts == 0
+    finally:
+        silent.close()
+    # A worker comes, the server is a real one now: the mail goes out, once.
+    port = free_port()
+    with SMTPSink(port) as sink:
+        shop.config.update(MAIL_PORT=port)
+        with running_jobs(shop):
+            wait_until(lambda: confirmation_sent(order.id), what="the worker to send the confirmation")
+        [(recipients, message)] = sink.messages
+    assert recipients == ["ada@example.com"] and order.code in message["Subject"]
+
+
+def test_a_late_payment_refunded_for_want_of_stock_is_told_once(shop, sandbox, outbox_dir):
     from storefront import cart as carts
     from storefront.models import Cart
 
@@ -343,8 +424,8 @@ def test_a_late_payment_refunded_for_want_of_stock_is_told_once(shop, sandbox, o
     attempt = wait_until(
         lambda: (a := attempt_of(session_id)) and a.status == "refunded" and a, timeout=15, what="the automatic refund"
     )
-    [message] = wait_until(lambda: mails(outbox), what="the refund notice")
-    assert [p.name.endswith(f"-refund-attempt{attempt.id}.eml") for p in outbox.iterdir()] == [True]
+    [message] = wait_until(lambda: mails(outbox_dir), what="the refund notice")
+    assert [p.name.endswith(f"-refund-attempt{attempt.id}.eml") for p in outbox_dir.iterdir()] == [True]
     assert message["To"] == "ada@example.com" and "refunded" in message["Subject"]
     text, html = parts(message)
     for body in (text, html):
@@ -352,13 +433,16 @@ def test_a_late_payment_refunded_for_want_of_stock_is_told_once(shop, sandbox, o
     # Fulfilment asked again (webhook retry, reconcile): no second notice, no order.
     assert fulfilment.fulfil(session_id, source="test").kind == "refunded"
     assert fulfilment.fulfil(session_id, source="test").kind == "refunded"
-    assert len(mails(outbox)) == 1 and order_of(session_id) is None
+    assert len(mails(outbox_dir)) == 1 and order_of(session_id) is None
     db.session.rollback()
-    assert db.session.get(PaymentAttempt, attempt.id).refund_notice_sent_at is not None
+    notice = db.session.execute(select(MailOutbox).where(MailOutbox.attempt_id == attempt.id)).scalar_one()
+    wait_until(lambda: db.session.refresh(notice) or notice.status == "sent", what="the notice marked sent")
+    assert notice.kind == "refund_notice" and message["Message-ID"] == notice.message_id
+    assert db.session.get(PaymentAttempt, attempt.id).status == "refunded"
     assert ticket_type(tt_id).held == 1
 
 
-def test_a_bank_debit_is_confirmed_by_mail_when_it_settles(shop, sandbox, outbox):
+def test_a_bank_debit_is_confirmed_by_mail_when_it_settles(shop, sandbox, outbox_dir):
     from storefront.payments import gateway as gw
 
     from .checkout_support import IBAN_OK
@@ -370,9 +454,9 @@ def test_a_bank_debit_is_confirmed_by_mail_when_it_settles(shop, sandbox, outbox
     wait_until(lambda: attempt_of(session_id).status == "processing", what="the attempt processing")
     page = client.get(f"/checkout/status?session_id={session_id}", headers={"HX-Request": "true"})
     assert "confirmation will also come by email" in page.get_data(as_text=True)
-    assert mails(outbox) == []  # nothing is confirmed before the money is there
+    assert mails(outbox_dir) == []  # nothing is confirmed before the money is there
     pi_id = gw.get_gateway().retrieve_checkout_session(session_id).payment_intent
     sandbox.control("POST", f"/_sandbox/payment_intents/{pi_id}/settle", {})
     order = wait_for_order(session_id)
-    [message] = wait_until(lambda: mails(outbox), what="the confirmation after settlement")
+    [message] = wait_until(lambda: mails(outbox_dir), what="the confirmation after settlement")
     assert order.code in message["Subject"] and "€20.00" in parts(message)[0]

@@ -1,7 +1,7 @@
 """refunds: one row per refund at Stripe, with who asked, why, and its status
 
 Revision ID: 0011_refunds
-Revises: 0006_ticket_codes
+Revises: 0008_mail_outbox
 Create Date: 2026-12-01 18:30:00
 
 Orders refunded before this revision keep their ``refunded_minor``; their refunds were
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_refunds"
-down_revision = "0006_ticket_codes"
+down_revision = "0008_mail_outbox"
 branch_labels = None
 depends_on = None
 
