@@ -180,6 +180,11 @@ def limit_settings(max_tickets_per_cart: int) -> dict:
         "LIMIT_CHECKOUT": _text("LIMIT_CHECKOUT", "10 per minute"),
         # Success-page polls that ask Stripe: at most one every 2 s, from 10 s to 30 s.
         "LIMIT_PAYMENT_CHECKS": _text("LIMIT_PAYMENT_CHECKS", "30 per minute"),
+        # The door, per member: a door scans every few seconds at the busiest; a live
+        # search asks at each pause in typing, and the counters refresh on their own.
+        "LIMIT_DOOR_SCANS": _text("LIMIT_DOOR_SCANS", "120 per minute"),
+        "LIMIT_DOOR_LOOKUPS": _text("LIMIT_DOOR_LOOKUPS", "240 per minute"),
+        "LIMIT_DOOR_EXPORTS": _text("LIMIT_DOOR_EXPORTS", "10 per 10 minutes"),
         # Where the limits are counted: unset, in each process's memory; with Redis,
         # across every process and host.
         "REDIS_URL": os.environ.get("REDIS_URL", "").strip() or None,

@@ -15,7 +15,9 @@ host counts together:
 * ``LIMIT_NEW_CARTS``: carts made for the client (the domain asks, ``Allowance.start_cart``);
 * ``LIMIT_TICKETS_PER_EVENT`` tickets over ``HOLD_MINUTES``, per client and event:
   tickets newly held (``Allowance.hold``, from adding and from raising a quantity);
-* ``LIMIT_PAYMENT_CHECKS``: success-page polls that ask Stripe (``Allowance.ask_stripe``).
+* ``LIMIT_PAYMENT_CHECKS``: success-page polls that ask Stripe (``Allowance.ask_stripe``);
+* ``LIMIT_DOOR_SCANS``, ``LIMIT_DOOR_LOOKUPS``, ``LIMIT_DOOR_EXPORTS``: the door's scans,
+  searches and counter refreshes, and door-list exports, per member (``check_door``).
 
 The tickets limit stands for "tickets this client holds of this event". A hold lasts
 ``HOLD_MINUTES`` after the cart's last addition, so counting the tickets taken in the
@@ -64,7 +66,17 @@ from .errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("LIMIT_ADD_TO_CART", "LIMIT_CHECKOUT", "LIMIT_NEW_CARTS", "LIMIT_PAYMENT_CHECKS")
+SETTINGS = (
+    "LIMIT_ADD_TO_CART",
+    "LIMIT_CHECKOUT",
+    "LIMIT_NEW_CARTS",
+    "LIMIT_PAYMENT_CHECKS",
+    "LIMIT_DOOR_SCANS",
+    "LIMIT_DOOR_LOOKUPS",
+    "LIMIT_DOOR_EXPORTS",
+)
+# The door's limits, by kind of request (``check_door``).
+_DOOR_SETTINGS = {"scan": "LIMIT_DOOR_SCANS", "lookup": "LIMIT_DOOR_LOOKUPS", "export": "LIMIT_DOOR_EXPORTS"}
 # Seconds between two warnings that the storage is unreachable (each request would log one).
 _WARN_EVERY = 60.0
 
@@ -109,9 +121,10 @@ def _item(text: str) -> RateLimitItem:
     return parse(text)
 
 
-def _take(item: RateLimitItem, *scope: str, cost: int, what: str) -> None:
-    """Count ``cost`` against ``item`` for this client, or raise ``TooManyRequests``."""
-    keys = (client_key(), *scope)
+def _take(item: RateLimitItem, *scope: str, cost: int, what: str, client: str | None = None) -> None:
+    """Count ``cost`` against ``item`` for this client (``client_key`` unless named), or
+    raise ``TooManyRequests``."""
+    keys = (client or client_key(), *scope)
     strategy = limiter.limiter
     try:
         if strategy.hit(item, *keys, cost=cost):
@@ -142,6 +155,15 @@ def check_checkout() -> None:
     """One more checkout start from this client, or ``TooManyRequests``."""
     if _enabled():
         _take(_item(current_app.config["LIMIT_CHECKOUT"]), "checkout", cost=1, what=TooManyRequests.REQUESTS)
+
+
+def check_door(kind: str, user_id: int) -> None:
+    """One more door request of ``kind`` (``"scan"``, ``"lookup"``: search and counters,
+    ``"export"``: the door list) by this member, or ``TooManyRequests``. Counted per
+    member, not per address: a venue's phones often share one address."""
+    if _enabled():
+        item = _item(current_app.config[_DOOR_SETTINGS[kind]])
+        _take(item, f"door-{kind}", cost=1, what=TooManyRequests.DOOR, client=f"member:{user_id}")
 
 
 class _ClientAllowance:

@@ -180,3 +180,60 @@ class EventNotOfOrganiser(StaffError):
 
     def message(self) -> str:
         return _("One of the chosen events does not exist.")
+
+
+# --- the door (storefront.check_in) ------------------------------------------------------------
+
+
+class NothingScanned(StaffError):
+    field = "code"
+
+    def message(self) -> str:
+        return _("Scan a ticket's QR code or type its code.")
+
+
+class NotATicketCode(StaffError):
+    field = "code"
+
+    def message(self) -> str:
+        return _("That is not a ticket code: it has 10 letters and digits, like ACDEF-GHJKM.")
+
+
+class NonceReused(StaffError):
+    """A scan's nonce came again with something else scanned, or for another event."""
+
+    status = 409
+
+    def message(self) -> str:
+        return _("This scan was sent before for another ticket. Reload the page and scan again.")
+
+
+class CheckInNotFound(StaffError):
+    status = 404
+
+    def message(self) -> str:
+        return _("That check-in does not exist.")
+
+
+class NothingToUndo(StaffError):
+    """The check-in to undo is no longer the ticket's admission (undone already, or the
+    ticket was checked in again since)."""
+
+    status = 409
+
+    def message(self) -> str:
+        return _("This check-in cannot be undone any more: it was undone already, or the ticket was checked in again.")
+
+
+class InvalidNonce(StaffError):
+    """A scan without the nonce the door's page gives each scan (or a malformed one)."""
+
+    def message(self) -> str:
+        return _("This scan could not be sent as it was. Reload the page and scan again.")
+
+
+class InvalidDoorName(StaffError):
+    field = "door"
+
+    def message(self) -> str:
+        return _("Name the door in up to 60 letters, digits and spaces, such as North gate.")

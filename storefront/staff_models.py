@@ -28,7 +28,7 @@ from sqlalchemy import Column as _Column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
-from .models import Event, Organiser, UTCDateTime, utcnow
+from .models import Event, Organiser, Ticket, UTCDateTime, utcnow
 
 
 class Role(enum.StrEnum):
@@ -185,3 +185,55 @@ class AuditEntry(db.Model):
     # JSON objects of the fields that changed, as they were and as they became.
     before: Mapped[str | None] = mapped_column(Text)
     after: Mapped[str | None] = mapped_column(Text)
+
+
+class CheckInResult(enum.StrEnum):
+    """What the door answered a scan (``storefront.check_in``)."""
+
+    ADMITTED = "admitted"
+    ALREADY_USED = "already_used"
+    VOID = "void"
+    REFUNDED = "refunded"  # the ticket's order was refunded or cancelled
+    WRONG_EVENT = "wrong_event"  # a ticket of another event of the same organiser
+    UNKNOWN = "unknown"  # no such ticket, or another organiser's
+
+
+class CheckInMethod(enum.StrEnum):
+    QR = "qr"  # the QR code's secret, read by the camera
+    CODE = "code"  # the ticket code, typed or picked from a search
+
+
+class CheckIn(db.Model):
+    """One scan at the door and what it was answered: the check-in log. Written by
+    ``storefront.check_in`` only, one row per scan attempt (a retry with the same nonce
+    is the same attempt), never changed."""
+
+    __tablename__ = "check_ins"
+    __table_args__ = (
+        # The client's nonce makes a retried scan the same attempt, per member.
+        UniqueConstraint("user_id", "nonce", name="uq_check_ins_user_id_nonce"),
+        Index("ix_check_ins_ticket_id_id", "ticket_id", "id"),
+        Index("ix_check_ins_event_id_id", "event_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The event whose door scanned.
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    # The ticket found; NULL when none was (or it is another organiser's).
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # The member's email as it was then, so the log reads the same later.
+    staff_email: Mapped[str] = mapped_column(String(254))
+    door: Mapped[str] = mapped_column(String(60), default="")
+    method: Mapped[CheckInMethod] = mapped_column(_str_enum(CheckInMethod))
+    result: Mapped[CheckInResult] = mapped_column(_str_enum(CheckInResult))
+    nonce: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of what was scanned: a nonce used again for something else is refused.
+    presented_digest: Mapped[str] = mapped_column(String(64))
+    # For already_used: the check-in that admitted the ticket, if there is one.
+    admission_id: Mapped[int | None] = mapped_column(ForeignKey("check_ins.id"))
+
+    user: Mapped[User] = relationship()
+    ticket: Mapped[Ticket | None] = relationship()
+    admission: Mapped[CheckIn | None] = relationship(remote_side=[id])

@@ -77,8 +77,8 @@ def make_event_of(organiser: Organiser, title: str | None = None, **fields) -> E
             slug=fields.pop("slug", f"{organiser.slug}-event-{n}"),
             title=title or f"Event {n}",
             venue="Test Hall",
-            starts_at=utcnow() + timedelta(days=30),
-            timezone="Europe/Paris",
+            starts_at=fields.pop("starts_at", utcnow() + timedelta(days=30)),
+            timezone=fields.pop("timezone", "Europe/Paris"),
             currency="EUR",
             status=EventStatus.PUBLISHED.value,
             **fields,
@@ -229,6 +229,17 @@ def _quick_user(email_address: str) -> User:
     )
     db.session.add(user)
     return user
+
+
+def quick_users(*emails: str) -> list[User]:
+    """Accounts that share one password hash (``PASSWORD``), committed: for tests that need
+    many members and sign them in with ``sign_in_as`` (or ``PASSWORD``)."""
+    with write_transaction():
+        users = [_quick_user(address) for address in emails]
+        db.session.flush()
+        ids = [user.id for user in users]
+    db.session.rollback()
+    return [db.session.get(User, user_id) for user_id in ids]
 
 
 def build_world() -> World:

@@ -27,6 +27,7 @@ REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 # Children before parents, for cleaning up between tests.
 TABLES = [
     "refunds",
+    "check_ins",
     "audit_entries",
     "recovery_codes",
     "password_resets",
@@ -185,8 +186,8 @@ def make_app(url: str, **overrides):
     return app
 
 
-# Refuses UPDATE and DELETE by its triggers; only the tests' cleaning gets past them.
-APPEND_ONLY = {"audit_entries"}
+# They refuse UPDATE and DELETE by their triggers; only the tests' cleaning gets past them.
+APPEND_ONLY = {"audit_entries", "check_ins"}
 
 
 def _delete_append_only(conn, table: str) -> None:

@@ -9,7 +9,20 @@ from sqlalchemy import func, select
 
 from storefront.database import write_transaction
 from storefront.extensions import db
-from storefront.models import Cart, CartItem, CartStatus, Event, EventStatus, Organiser, TicketType, utcnow
+from storefront.models import (
+    Cart,
+    CartItem,
+    CartStatus,
+    Event,
+    EventStatus,
+    Order,
+    OrderStatus,
+    Organiser,
+    Ticket,
+    TicketStatus,
+    TicketType,
+    utcnow,
+)
 
 _seq = itertools.count(1)
 
@@ -94,3 +107,57 @@ def lapse(token: str, ago: timedelta = timedelta(seconds=1)) -> None:
 
     with write_transaction():
         db.session.execute(update(Cart).where(Cart.token == token).values(expires_at=utcnow() - ago))
+
+
+def make_order(
+    event: Event,
+    attendees: list[tuple[str, str]] | None = None,
+    *,
+    ticket_type_id: int | None = None,
+    status: str = OrderStatus.PAID.value,
+    ticket_status: str = TicketStatus.VALID.value,
+    email: str = "buyer@example.com",
+) -> Order:
+    """A paid order of ``event`` with one ticket per attendee (default: Ada Lovelace), of
+    its first ticket type unless told, made as fulfilment makes them (a converted cart,
+    the ticket's secret and code from ``storefront.tickets``); the counters are not moved."""
+    from storefront.fulfilment import new_order_code
+    from storefront.tickets import new_ticket_code, new_ticket_secret
+
+    attendees = attendees if attendees is not None else [("Ada", "Lovelace")]
+    with write_transaction():
+        event = db.session.get(Event, event.id)
+        tt_id = ticket_type_id or event.ticket_types[0].id
+        price = db.session.get(TicketType, tt_id).price_minor
+        now = utcnow()
+        cart = Cart(token=f"order-cart-{next(_seq)}", status=CartStatus.CONVERTED.value, expires_at=now)
+        db.session.add(cart)
+        db.session.flush()
+        order = Order(
+            code=new_order_code(),
+            access_token=f"access-{next(_seq)}-{new_ticket_secret()}",
+            cart_id=cart.id,
+            event_id=event.id,
+            buyer_email=email,
+            status=status,
+            total_minor=price * len(attendees),
+            currency=event.currency,
+            created_at=now,
+        )
+        for first, last in attendees:
+            order.tickets.append(
+                Ticket(
+                    ticket_type_id=tt_id,
+                    attendee_first_name=first,
+                    attendee_last_name=last,
+                    price_minor=price,
+                    secret=new_ticket_secret(),
+                    code=new_ticket_code(),
+                    status=ticket_status,
+                )
+            )
+        db.session.add(order)
+        db.session.flush()
+        order_id = order.id
+    db.session.rollback()
+    return db.session.get(Order, order_id)

@@ -1,7 +1,7 @@
 """refunds: one row per refund at Stripe, with who asked, why, and its status
 
 Revision ID: 0011_refunds
-Revises: 0008_mail_outbox
+Revises: 0010_check_ins
 Create Date: 2026-12-01 18:30:00
 
 Orders refunded before this revision keep their ``refunded_minor``; their refunds were
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_refunds"
-down_revision = "0008_mail_outbox"
+down_revision = "0010_check_ins"
 branch_labels = None
 depends_on = None
 

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SearchField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..check_in import DOOR_NAME_LENGTH, NONCE_SHAPE
 from ..passwords import MAX_LENGTH
 from ..staff_errors import StaffError
 from ..staff_models import Role
@@ -121,3 +131,42 @@ class SettingsForm(FlaskForm):
     contact_email = EmailField(
         _l("Contact email for buyers"), validators=[Optional(), Length(max=254)], render_kw={"autocomplete": "email"}
     )
+
+
+class ScanForm(FlaskForm):
+    """One scan at the door: the QR code's secret (put there by the camera's script) or a
+    typed ticket code, the page's nonce for this scan, and the door's name."""
+
+    secret = HiddenField(validators=[Optional(), Length(max=200)])
+    code = StringField(
+        _l("Ticket code"),
+        validators=[Optional(), Length(max=40)],
+        render_kw={
+            "autocomplete": "off",
+            "autocapitalize": "characters",
+            "spellcheck": "false",
+            "enterkeyhint": "go",
+            "placeholder": "ACDEF-GHJKM",
+        },
+    )
+    nonce = HiddenField(validators=[DataRequired(), Regexp(NONCE_SHAPE)])
+    door = StringField(
+        _l("This door"),
+        validators=[Optional(), Length(max=DOOR_NAME_LENGTH)],
+        render_kw={"autocomplete": "off", "placeholder": _l("e.g. North gate")},
+    )
+
+
+class DoorSearchForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search
+
+    q = SearchField(
+        _l("Find by name, order code or ticket code"),
+        validators=[Optional(), Length(max=100)],
+        render_kw={"autocomplete": "off", "spellcheck": "false", "enterkeyhint": "search"},
+    )
+
+
+class UndoCheckInForm(FlaskForm):
+    check_in = HiddenField(validators=[DataRequired(), Length(max=20)])

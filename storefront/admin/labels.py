@@ -42,4 +42,6 @@ ACTION_LABELS = {
     "member_added": _l("Member added"),
     "event_access_changed": _l("Event access changed"),
     "settings_changed": _l("Settings changed"),
+    "check_in_undone": _l("Check-in undone"),
+    "door_list_exported": _l("Door list exported"),
 }

@@ -1,4 +1,4 @@
-"""Choosing an organiser, its home, its settings, and the door (check-in) pages."""
+"""Choosing an organiser, its home and its settings (the door is ``door_views``)."""
 
 from __future__ import annotations
 
@@ -30,18 +30,6 @@ def choose_organiser():
 def organiser_home(access):
     # The events area (a later part of the back office) fills this page.
     return render_template("admin/organiser_home.html", access=access, events=teams.visible_events(access.membership))
-
-
-@bp.get("/o/<organiser>/door")
-@requires(Permission.CHECK_IN)
-def door_index(access):
-    return render_template("admin/door_index.html", access=access, events=teams.visible_events(access.membership))
-
-
-@bp.get("/o/<organiser>/events/<event>/door")
-@requires(Permission.CHECK_IN, event=True)
-def door(access):
-    return render_template("admin/door.html", access=access, event=access.event)
 
 
 @bp.route("/o/<organiser>/settings", methods=["GET", "POST"])

@@ -43,6 +43,7 @@ class Permission(enum.StrEnum):
     RESEND_MAIL = "resend_mail"
     EDIT_ATTENDEES = "edit_attendees"  # correct attendee names
     CHECK_IN = "check_in"
+    UNDO_CHECK_IN = "undo_check_in"  # put a checked-in ticket back to valid
     MANAGE_MEMBERS = "manage_members"
     EDIT_SETTINGS = "edit_settings"
     VIEW_AUDIT = "view_audit"
@@ -59,6 +60,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RESEND_MAIL,
             Permission.EDIT_ATTENDEES,
             Permission.CHECK_IN,
+            Permission.UNDO_CHECK_IN,
         }
     ),
     Role.BOX_OFFICE: frozenset(

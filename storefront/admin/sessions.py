@@ -27,6 +27,9 @@ from ..extensions import login_manager
 from ..staff_models import User
 
 SEEN_KEY = "admin_seen"
+# Requests a page makes by itself (the door's counters refreshing): they end an idle
+# session like any other, but are no activity that keeps it alive.
+PASSIVE_ENDPOINTS = frozenset({"admin.door_counters"})
 PENDING_KEY = "admin_pending"
 PENDING_FOR_SECONDS = 5 * 60
 
@@ -111,5 +114,6 @@ def enforce_idle_limit():
                 return redirect(url_for("admin.sign_in", next=request.full_path), code=303)
             return redirect(url_for("admin.sign_in"), code=303)
         return None
-    session[SEEN_KEY] = now
+    if request.endpoint not in PASSIVE_ENDPOINTS:
+        session[SEEN_KEY] = now
     return None
