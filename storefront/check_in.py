@@ -200,10 +200,11 @@ def _decide(event: Event, scanned: Scanned, now: datetime) -> tuple[int | None, 
         return None, CheckInResult.UNKNOWN, None
     if event_id != event.id:
         return ticket_id, CheckInResult.WRONG_EVENT, None
-    if ticket_status == TicketStatus.VOID.value:
-        return ticket_id, CheckInResult.VOID, None
+    # A refund voids the order's tickets too (storefront.orders): say why, "refunded".
     if order_status not in ADMITTABLE_ORDERS:
         return ticket_id, CheckInResult.REFUNDED, None
+    if ticket_status == TicketStatus.VOID.value:
+        return ticket_id, CheckInResult.VOID, None
     if admit(ticket_id, now):
         return ticket_id, CheckInResult.ADMITTED, None
     # Used already (perhaps by a door that committed while this UPDATE waited), or
@@ -433,10 +434,10 @@ EXPECTED, IN, VOID, REFUNDED = "expected", "in", "void", "refunded"
 
 def door_status(ticket: Ticket) -> str:
     """Where a ticket stands at the door: ``EXPECTED``, ``IN``, ``VOID`` or ``REFUNDED``."""
-    if ticket.status == TicketStatus.VOID.value:
-        return VOID
     if ticket.order.status not in ADMITTABLE_ORDERS:
         return REFUNDED
+    if ticket.status == TicketStatus.VOID.value:
+        return VOID
     return IN if ticket.status == TicketStatus.USED.value else EXPECTED
 
 

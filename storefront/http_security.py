@@ -6,7 +6,7 @@
   to Stripe's hosted page, whose origin comes from configuration, see
   ``gateway.hosted_page_origin``).
 * ``Permissions-Policy``: every powerful feature denied; a page that needs one (the
-  door's camera, later) says so on its own answer with ``allow_features``.
+  door's camera) says so on its own answer with ``allow_features``.
 * ``Strict-Transport-Security`` (one year) on answers served over https
   (``request.is_secure``, after the proxy fix).
 * ``Cache-Control: no-store`` on every page and fragment: each carries the buyer's

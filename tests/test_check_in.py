@@ -170,6 +170,12 @@ def test_a_ticket_of_a_refunded_or_cancelled_order_is_refused(world, status):
     assert ticket_of(order).status == TicketStatus.VALID.value
 
 
+def test_a_refunded_orders_voided_ticket_says_refunded(world):
+    order = make_order(world.tonight, status=OrderStatus.REFUNDED.value, ticket_status=TicketStatus.VOID.value)
+    assert world.door.scan(code=order.tickets[0].code).result is CheckInResult.REFUNDED
+    assert check_in.door_status(ticket_of(order)) == check_in.REFUNDED
+
+
 def test_a_partly_refunded_order_keeps_its_other_tickets(world):
     order = make_order(world.tonight, status=OrderStatus.PARTIALLY_REFUNDED.value)
     assert world.door.scan(code=order.tickets[0].code).result is CheckInResult.ADMITTED
