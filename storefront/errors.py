@@ -263,6 +263,7 @@ class TooManyRequests(StorefrontError):
 
     status = 429
     REQUESTS, NEW_CARTS, TICKETS, PAYMENT_CHECKS = "requests", "new_carts", "tickets", "payment_checks"
+    LOST_TICKETS = "lost_tickets"
 
     def __init__(self, what: str, retry_after: int, allowed: int = 0):
         super().__init__(what, retry_after, allowed)
@@ -279,6 +280,8 @@ class TooManyRequests(StorefrontError):
             )
         elif self.what == self.NEW_CARTS:
             why = _("Too many new carts were started from your connection.")
+        elif self.what == self.LOST_TICKETS:
+            why = _("Links to orders were asked for too often, from your connection or for this address.")
         elif self.what == self.PAYMENT_CHECKS:
             why = _("Your payment was checked too often from your connection; the confirmation also comes by email.")
         else:

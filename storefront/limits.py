@@ -64,7 +64,15 @@ from .errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("LIMIT_ADD_TO_CART", "LIMIT_CHECKOUT", "LIMIT_NEW_CARTS", "LIMIT_PAYMENT_CHECKS")
+SETTINGS = (
+    "LIMIT_ADD_TO_CART",
+    "LIMIT_CHECKOUT",
+    "LIMIT_NEW_CARTS",
+    "LIMIT_PAYMENT_CHECKS",
+    "LIMIT_TICKET_DOWNLOADS",
+    "LIMIT_LOST_TICKETS_CLIENT",
+    "LIMIT_LOST_TICKETS_ADDRESS",
+)
 # Seconds between two warnings that the storage is unreachable (each request would log one).
 _WARN_EVERY = 60.0
 
@@ -111,7 +119,11 @@ def _item(text: str) -> RateLimitItem:
 
 def _take(item: RateLimitItem, *scope: str, cost: int, what: str) -> None:
     """Count ``cost`` against ``item`` for this client, or raise ``TooManyRequests``."""
-    keys = (client_key(), *scope)
+    _take_for(item, (client_key(), *scope), cost=cost, what=what)
+
+
+def _take_for(item: RateLimitItem, keys: tuple[str, ...], *, cost: int = 1, what: str) -> None:
+    """Count ``cost`` against ``item`` under ``keys``, or raise ``TooManyRequests``."""
     strategy = limiter.limiter
     try:
         if strategy.hit(item, *keys, cost=cost):
@@ -142,6 +154,32 @@ def check_checkout() -> None:
     """One more checkout start from this client, or ``TooManyRequests``."""
     if _enabled():
         _take(_item(current_app.config["LIMIT_CHECKOUT"]), "checkout", cost=1, what=TooManyRequests.REQUESTS)
+
+
+def check_ticket_download() -> None:
+    """One more download of an order's PDF or calendar file from this client, or ``TooManyRequests``."""
+    if _enabled():
+        _take(
+            _item(current_app.config["LIMIT_TICKET_DOWNLOADS"]),
+            "ticket-download",
+            cost=1,
+            what=TooManyRequests.REQUESTS,
+        )
+
+
+def check_lost_tickets(address: str) -> None:
+    """One more "lost your tickets?" mail asked for, by this client and for this address
+    (as normalised by the caller), or ``TooManyRequests``. The address's count is taken
+    only once the client's allowed it, so a refused client spends none of it."""
+    if not _enabled():
+        return
+    config = current_app.config
+    _take(_item(config["LIMIT_LOST_TICKETS_CLIENT"]), "lost-tickets", cost=1, what=TooManyRequests.LOST_TICKETS)
+    _take_for(
+        _item(config["LIMIT_LOST_TICKETS_ADDRESS"]),
+        ("lost-tickets-address", address),
+        what=TooManyRequests.LOST_TICKETS,
+    )
 
 
 class _ClientAllowance:

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 
 from storefront.database import write_transaction
 from storefront.extensions import db
-from storefront.models import Cart, CartItem, CartStatus, Event, EventStatus, Organiser, TicketType, utcnow
+from storefront.fulfilment import new_order_code
+from storefront.models import (
+    Cart,
+    CartItem,
+    CartStatus,
+    Event,
+    EventStatus,
+    Order,
+    OrderStatus,
+    Organiser,
+    Ticket,
+    TicketStatus,
+    TicketType,
+    utcnow,
+)
+from storefront.tickets import new_ticket_code, new_ticket_secret
 
 _seq = itertools.count(1)
 
@@ -94,3 +111,64 @@ def lapse(token: str, ago: timedelta = timedelta(seconds=1)) -> None:
 
     with write_transaction():
         db.session.execute(update(Cart).where(Cart.token == token).values(expires_at=utcnow() - ago))
+
+
+def make_order(
+    event: Event,
+    attendees: list[tuple[str, str]] = (("Ada", "Lovelace"),),
+    *,
+    email: str = "buyer@example.com",
+    status: str = OrderStatus.PAID.value,
+    ticket_status: str = TicketStatus.VALID.value,
+) -> Order:
+    """A paid order of ``event``'s first ticket type, one ticket per attendee, as fulfilment
+    leaves it (the stock sold, the cart converted), read back with its tickets, their
+    types, its event and organiser."""
+    tt = event.ticket_types[0]
+    now = utcnow()
+    with write_transaction():
+        cart = Cart(token=secrets.token_urlsafe(24), status=CartStatus.CONVERTED.value, expires_at=now)
+        db.session.add(cart)
+        db.session.flush()
+        order = Order(
+            code=new_order_code(),
+            access_token=secrets.token_urlsafe(32),
+            cart_id=cart.id,
+            event_id=event.id,
+            buyer_email=email,
+            status=status,
+            total_minor=tt.price_minor * len(attendees),
+            refunded_minor=0,
+            currency=event.currency,
+            created_at=now,
+        )
+        for first, last in attendees:
+            order.tickets.append(
+                Ticket(
+                    ticket_type_id=tt.id,
+                    attendee_first_name=first,
+                    attendee_last_name=last,
+                    price_minor=tt.price_minor,
+                    secret=new_ticket_secret(),
+                    code=new_ticket_code(),
+                    status=ticket_status,
+                )
+            )
+        db.session.add(order)
+        db.session.execute(
+            update(TicketType).where(TicketType.id == tt.id).values(sold=TicketType.sold + len(attendees))
+        )
+        db.session.execute(update(Event).where(Event.id == event.id).values(sold=Event.sold + len(attendees)))
+    return reload_order(order.id)
+
+
+def reload_order(order_id: int) -> Order:
+    db.session.rollback()
+    return db.session.execute(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(
+            selectinload(Order.tickets).selectinload(Ticket.ticket_type),
+            selectinload(Order.event).selectinload(Event.organiser),
+        )
+    ).scalar_one()

@@ -42,4 +42,5 @@ ACTION_LABELS = {
     "member_added": _l("Member added"),
     "event_access_changed": _l("Event access changed"),
     "settings_changed": _l("Settings changed"),
+    "ticket_reissued": _l("Ticket reissued"),
 }
