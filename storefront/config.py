@@ -185,6 +185,11 @@ def limit_settings(max_tickets_per_cart: int) -> dict:
         "LIMIT_DOOR_SCANS": _text("LIMIT_DOOR_SCANS", "120 per minute"),
         "LIMIT_DOOR_LOOKUPS": _text("LIMIT_DOOR_LOOKUPS", "240 per minute"),
         "LIMIT_DOOR_EXPORTS": _text("LIMIT_DOOR_EXPORTS", "10 per 10 minutes"),
+        # Downloads of an order's PDF and calendar file: each PDF costs a render.
+        "LIMIT_TICKET_DOWNLOADS": _text("LIMIT_TICKET_DOWNLOADS", "20 per minute"),
+        # "Lost your tickets?" mails asked for, per client and per email address.
+        "LIMIT_LOST_TICKETS_CLIENT": _text("LIMIT_LOST_TICKETS_CLIENT", "5 per 15 minutes"),
+        "LIMIT_LOST_TICKETS_ADDRESS": _text("LIMIT_LOST_TICKETS_ADDRESS", "3 per hour"),
         # Where the limits are counted: unset, in each process's memory; with Redis,
         # across every process and host.
         "REDIS_URL": os.environ.get("REDIS_URL", "").strip() or None,
@@ -210,6 +215,23 @@ def job_settings(instance_path: str) -> dict:
     }
 
 
+DEJAVU = "/usr/share/fonts/truetype/dejavu"
+DROID_FALLBACK = "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"
+
+
+def pdf_settings() -> dict:
+    """The fonts embedded in the tickets' PDF (storefront/ticket_pdf.py): Debian's
+    fonts-dejavu-core, and fonts-droid-fallback for Chinese, Japanese and Korean."""
+    fallbacks = os.environ.get("TICKET_PDF_FALLBACK_FONTS")
+    return {
+        "TICKET_PDF_FONT": _text("TICKET_PDF_FONT", f"{DEJAVU}/DejaVuSans.ttf"),
+        "TICKET_PDF_FONT_BOLD": _text("TICKET_PDF_FONT_BOLD", f"{DEJAVU}/DejaVuSans-Bold.ttf"),
+        "TICKET_PDF_FALLBACK_FONTS": [p.strip() for p in fallbacks.split(",") if p.strip()]
+        if fallbacks is not None
+        else [DROID_FALLBACK],
+    }
+
+
 def from_environment(instance_path: str) -> dict:
     max_tickets_per_cart = _int("MAX_TICKETS_PER_CART", 10)
     return {
@@ -217,6 +239,7 @@ def from_environment(instance_path: str) -> dict:
         **mail_settings(instance_path),
         **limit_settings(max_tickets_per_cart),
         **job_settings(instance_path),
+        **pdf_settings(),
         "SECRET_KEY": secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": database_url(instance_path),
         # Minutes a cart holds its tickets after the last addition.

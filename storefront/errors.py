@@ -264,6 +264,7 @@ class TooManyRequests(StorefrontError):
     status = 429
     REQUESTS, NEW_CARTS, TICKETS, PAYMENT_CHECKS = "requests", "new_carts", "tickets", "payment_checks"
     DOOR = "door"
+    LOST_TICKETS = "lost_tickets"
 
     def __init__(self, what: str, retry_after: int, allowed: int = 0):
         super().__init__(what, retry_after, allowed)
@@ -282,6 +283,8 @@ class TooManyRequests(StorefrontError):
             why = _("Too many new carts were started from your connection.")
         elif self.what == self.DOOR:
             why = _("Too many requests came from your account at the door in a short time.")
+        elif self.what == self.LOST_TICKETS:
+            why = _("Links to orders were asked for too often, from your connection or for this address.")
         elif self.what == self.PAYMENT_CHECKS:
             why = _("Your payment was checked too often from your connection; the confirmation also comes by email.")
         else:

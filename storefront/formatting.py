@@ -1,6 +1,7 @@
 """Money and dates as a buyer reads them, for the buyer's locale and the event's
 currency and timezone: the template filters ``money`` (``storefront.money``) and
-``event_time`` (Babel)."""
+``event_time`` (Babel); and ``ticket_code``, a ticket's code as a person reads it
+(``storefront.tickets``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask import Flask
 from flask_babel import get_locale
 
 from . import money as amounts
+from .tickets import format_ticket_code
 
 # Both filters are pure functions of their arguments and the locale, and Babel's
 # formatting is slow next to the rest of a page: every page shows the same few
@@ -53,3 +55,4 @@ def _event_time(when: datetime, tz: str, style: str, locale) -> str:
 def init_app(app: Flask) -> None:
     app.add_template_filter(money, "money")
     app.add_template_filter(event_time, "event_time")
+    app.add_template_filter(format_ticket_code, "ticket_code")

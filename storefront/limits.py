@@ -74,6 +74,9 @@ SETTINGS = (
     "LIMIT_DOOR_SCANS",
     "LIMIT_DOOR_LOOKUPS",
     "LIMIT_DOOR_EXPORTS",
+    "LIMIT_TICKET_DOWNLOADS",
+    "LIMIT_LOST_TICKETS_CLIENT",
+    "LIMIT_LOST_TICKETS_ADDRESS",
 )
 # The door's limits, by kind of request (``check_door``).
 _DOOR_SETTINGS = {"scan": "LIMIT_DOOR_SCANS", "lookup": "LIMIT_DOOR_LOOKUPS", "export": "LIMIT_DOOR_EXPORTS"}
@@ -124,7 +127,11 @@ def _item(text: str) -> RateLimitItem:
 def _take(item: RateLimitItem, *scope: str, cost: int, what: str, client: str | None = None) -> None:
     """Count ``cost`` against ``item`` for this client (``client_key`` unless named), or
     raise ``TooManyRequests``."""
-    keys = (client or client_key(), *scope)
+    _take_for(item, (client or client_key(), *scope), cost=cost, what=what)
+
+
+def _take_for(item: RateLimitItem, keys: tuple[str, ...], *, cost: int = 1, what: str) -> None:
+    """Count ``cost`` against ``item`` under ``keys``, or raise ``TooManyRequests``."""
     strategy = limiter.limiter
     try:
         if strategy.hit(item, *keys, cost=cost):
@@ -164,6 +171,30 @@ def check_door(kind: str, user_id: int) -> None:
     if _enabled():
         item = _item(current_app.config[_DOOR_SETTINGS[kind]])
         _take(item, f"door-{kind}", cost=1, what=TooManyRequests.DOOR, client=f"member:{user_id}")
+def check_ticket_download() -> None:
+    """One more download of an order's PDF or calendar file from this client, or ``TooManyRequests``."""
+    if _enabled():
+        _take(
+            _item(current_app.config["LIMIT_TICKET_DOWNLOADS"]),
+            "ticket-download",
+            cost=1,
+            what=TooManyRequests.REQUESTS,
+        )
+
+
+def check_lost_tickets(address: str) -> None:
+    """One more "lost your tickets?" mail asked for, by this client and for this address
+    (as normalised by the caller), or ``TooManyRequests``. The address's count is taken
+    only once the client's allowed it, so a refused client spends none of it."""
+    if not _enabled():
+        return
+    config = current_app.config
+    _take(_item(config["LIMIT_LOST_TICKETS_CLIENT"]), "lost-tickets", cost=1, what=TooManyRequests.LOST_TICKETS)
+    _take_for(
+        _item(config["LIMIT_LOST_TICKETS_ADDRESS"]),
+        ("lost-tickets-address", address),
+        what=TooManyRequests.LOST_TICKETS,
+    )
 
 
 class _ClientAllowance:

@@ -1,11 +1,13 @@
 """Mail to buyers: build the messages and deliver them. (Staff mail, sent as soon as it
 is asked for, uses ``staff_message`` and ``deliver``.)
 
-Two messages: the order confirmation (after fulfilment made an order) and, when
-fulfilment had to refund a late payment because the stock was gone, a short notice
-that the payment is refunded. When each is due, and that it goes out once, is
-``storefront.outbox``'s business: a row per mail, sent by a job (``storefront.jobs``),
-which calls the builders here and ``deliver``.
+Two messages: the order confirmation (after fulfilment made an order; the tickets' PDF
+and the event's calendar entry attached) and, when fulfilment had to refund a late
+payment because the stock was gone, a short notice that the payment is refunded. And,
+sent when a buyer asks ("Lost your tickets?"), the links to every order of an address.
+When the first two are due, and that each goes out once, is ``storefront.outbox``'s
+business: a row per mail, sent by a job (``storefront.jobs``), which calls the builders
+here and ``deliver``.
 
 Delivery: without ``MAIL_SERVER`` each message is written to ``MAIL_OUTBOX``
 (``instance/outbox/<timestamp>-<name>.eml``, through a temporary file and a rename,
@@ -30,10 +32,10 @@ from pathlib import Path
 
 from flask import current_app, render_template
 from flask_babel import force_locale, gettext
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from . import parsing
+from . import parsing, ticket_calendar, ticket_pdf
 from .extensions import db
 from .links import public_url
 from .models import Event, Order, OrderStatus, PaymentAttempt, Ticket, TicketType
@@ -59,17 +61,25 @@ def build_refund_notice(attempt_id: int) -> tuple[EmailMessage, str]:
 
 
 def _order_confirmation(order_id: int) -> tuple[EmailMessage, str]:
+    """The confirmation: the organiser, the event, each ticket with its code, what to bring,
+    the order's link; the tickets' PDF and the event's calendar entry attached."""
     db.session.rollback()  # read what is committed now
     order = db.session.execute(
         select(Order)
         .where(Order.id == order_id)
-        .options(selectinload(Order.tickets).selectinload(Ticket.ticket_type), selectinload(Order.event))
+        .options(
+            selectinload(Order.tickets).selectinload(Ticket.ticket_type),
+            selectinload(Order.event).selectinload(Event.organiser),
+        )
     ).scalar_one()
     with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        pdf = _tickets_pdf(order)
         context = {
             "order": order,
             "event": order.event,
+            "organiser": order.event.organiser,
             "order_url": public_url("shop.order", token=order.access_token),
+            "pdf_name": ticket_pdf.filename(order) if pdf is not None else None,
         }
         message = _message(
             to=order.buyer_email,
@@ -77,8 +87,60 @@ def _order_confirmation(order_id: int) -> tuple[EmailMessage, str]:
             text=render_template("mail/order_confirmation.txt", **context),
             html=render_template("mail/order_confirmation.html", **context),
         )
+        if pdf is not None:
+            message.add_attachment(pdf, maintype="application", subtype="pdf", filename=ticket_pdf.filename(order))
+        message.add_attachment(
+            ticket_calendar.event_ics(order), maintype="text", subtype="calendar", filename=ticket_calendar.FILENAME
+        )
     message["X-Storefront-Order"] = order.code
     return message, order.code
+
+
+def _tickets_pdf(order: Order) -> bytes | None:
+    """The tickets' PDF, or None if it cannot be made (a font missing): the mail goes out
+    without it rather than not at all, as the order's link shows the same QR codes."""
+    try:
+        return ticket_pdf.order_pdf(order)
+    except Exception:
+        log.exception("order %s: its tickets' PDF could not be made; the mail goes without it", order.code)
+        return None
+
+
+def send_order_links(address: str) -> bool:
+    """Mail ``address`` (lower case) a link to each of its orders ("Lost your tickets?").
+    Nothing is sent to an address without orders. True when a mail was sent; raises if
+    delivery fails (the caller logs it: the buyer can ask again)."""
+    db.session.rollback()
+    orders = list(
+        db.session.execute(
+            select(Order)
+            .where(func.lower(Order.buyer_email) == address)
+            .options(selectinload(Order.event))
+            .order_by(Order.created_at.desc(), Order.id.desc())
+        ).scalars()
+    )
+    if not orders:
+        log.info("lost tickets: no orders for the address asked about; nothing sent")
+        return False
+    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        context = {
+            "orders": orders,
+            "links": {order.id: public_url("shop.order", token=order.access_token) for order in orders},
+            "lost_url": public_url("shop.lost_tickets"),
+        }
+        message = _message(
+            to=orders[0].buyer_email,
+            subject=gettext("Your orders at %(shop)s", shop=_shop_name()),
+            text=render_template("mail/order_links.txt", **context),
+            html=render_template("mail/order_links.html", **context),
+        )
+    deliver(message, f"order-links-{orders[0].code}")
+    log.info("lost tickets: links to %d orders sent", len(orders))
+    return True
+
+
+def _shop_name() -> str:
+    return parseaddr(current_app.config["MAIL_FROM"])[0] or "Storefront"
 
 
 def _refund_notice(attempt_id: int) -> tuple[EmailMessage, str]:

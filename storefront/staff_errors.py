@@ -237,3 +237,25 @@ class InvalidDoorName(StaffError):
 
     def message(self) -> str:
         return _("Name the door in up to 60 letters, digits and spaces, such as North gate.")
+class TicketNotFound(StaffError):
+    status = 404
+    field = "code"
+
+    def message(self) -> str:
+        return _("No ticket of this event has that code.")
+
+
+class TicketNotReissuable(StaffError):
+    status = 409
+
+    def __init__(self, status: str, changed_meanwhile: bool = False):
+        super().__init__(status, changed_meanwhile)
+        self.ticket_status = status
+        self.changed_meanwhile = changed_meanwhile
+
+    def message(self) -> str:
+        if self.changed_meanwhile:
+            return _("The ticket changed while you were looking at it. Look at it again, then reissue it.")
+        if self.ticket_status == "void":
+            return _("This ticket is void (refunded or cancelled): there is nothing to reissue.")
+        return _("This ticket was already used at the door: a new code would not undo that.")

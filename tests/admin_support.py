@@ -25,8 +25,10 @@ from storefront.admin import sessions
 from storefront.audit import Actor
 from storefront.database import write_transaction
 from storefront.extensions import db
-from storefront.models import Event, Organiser, utcnow
+from storefront.models import Event, Organiser, Ticket, utcnow
 from storefront.staff_models import AuditEntry, Invitation, Membership, PasswordReset, Role, User
+
+from .factories import make_order
 
 PASSWORD = "correct horse battery staple"
 _seq = itertools.count(1)
@@ -207,6 +209,8 @@ class World:
     away_event: Event
     away_member: Membership
     away_invitation: Invitation
+    ticket: Ticket  # of ``event``
+    away_ticket: Ticket  # of ``away_event``
 
 
 @functools.cache
@@ -296,6 +300,8 @@ def build_world() -> World:
         )
         db.session.add_all([invitation, away_invitation, reset])
     db.session.rollback()
+    ticket = make_order(db.session.get(Event, event.id), [("Home", "Buyer")]).tickets[0]
+    away_ticket = make_order(db.session.get(Event, away_event.id), [("Away", "Buyer")]).tickets[0]
     reread = {name: db.session.get(User, user.id) for name, user in users.items()}
     return World(
         organiser=db.session.get(Organiser, home.id),
@@ -310,6 +316,8 @@ def build_world() -> World:
         away_event=db.session.get(Event, away_event.id),
         away_member=db.session.get(Membership, away_member.id),
         away_invitation=db.session.get(Invitation, away_invitation.id),
+        ticket=db.session.get(Ticket, ticket.id),
+        away_ticket=db.session.get(Ticket, away_ticket.id),
     )
 
 
@@ -323,9 +331,11 @@ URL_ARGUMENTS: dict[str, Callable[[World, str], object]] = {
     "membership_id": lambda w, endpoint: w.target.id,
     "invitation_id": lambda w, endpoint: w.invitation.id,
     "token": lambda w, endpoint: w.reset_token if endpoint == "admin.reset_password" else w.invitation_token,
+    "ticket_code": lambda w, endpoint: w.ticket.code,
 }
 FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
     "event": lambda w: w.away_event.slug,
     "membership_id": lambda w: w.away_member.id,
     "invitation_id": lambda w: w.away_invitation.id,
+    "ticket_code": lambda w: w.away_ticket.code,
 }

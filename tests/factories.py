@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 
 from storefront.database import write_transaction
 from storefront.extensions import db
@@ -159,5 +161,17 @@ def make_order(
         db.session.add(order)
         db.session.flush()
         order_id = order.id
+    return reload_order(order_id)
+
+
+def reload_order(order_id: int) -> Order:
+    """The order read back afresh with its tickets, their types, its event and organiser."""
     db.session.rollback()
-    return db.session.get(Order, order_id)
+    return db.session.execute(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(
+            selectinload(Order.tickets).selectinload(Ticket.ticket_type),
+            selectinload(Order.event).selectinload(Event.organiser),
+        )
+    ).scalar_one()

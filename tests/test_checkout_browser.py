@@ -103,6 +103,8 @@ def test_a_buyer_buys_two_named_tickets_and_sees_the_order(shop, sandbox, browse
         expect(page.locator(".order h1")).to_have_text(f"Your order {order.code}")
         expect(page.locator("tr.ticket")).to_have_count(2)
         expect(page.locator(".order")).to_contain_text("Charles Babbage")
+        # Each ticket's QR code is there on the success page already.
+        expect(page.locator(".ticket-card figure.ticket-qr-box svg")).to_have_count(2)
         expect(page.locator(".order tfoot")).to_contain_text("€38.00")
         shoot(page, "checkout-4-success-order.png")
         assert watch.posts("/checkout"), "the checkout form was posted"

@@ -171,7 +171,13 @@ def test_paying_writes_one_confirmation_with_everything_the_buyer_needs(shop, sa
     assert message["To"] == "ada@example.com"
     assert order.code in message["Subject"] and "Harbour Jazz" in message["Subject"]
     assert message["From"] and message["Message-ID"] and message["Date"]
-    assert message.is_multipart() and message.get_content_type() == "multipart/alternative"
+    # Text and HTML as alternatives, with the tickets' PDF and the calendar entry attached.
+    assert message.get_content_type() == "multipart/mixed"
+    assert [p.get_content_type() for p in message.iter_parts()] == [
+        "multipart/alternative",
+        "application/pdf",
+        "text/calendar",
+    ]
     text, html = parts(message)
     link = f"{BASE}/orders/{order.access_token}"
     for body in (text, html):

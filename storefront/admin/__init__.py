@@ -29,4 +29,5 @@ from . import (  # noqa: E402,F401  (they register the routes)
     member_views,
     organiser_views,
     shared,
+    ticket_views,
 )

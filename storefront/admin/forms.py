@@ -102,6 +102,19 @@ class ButtonForm(FlaskForm):
     """A POST button: only the CSRF token."""
 
 
+class TicketLookupForm(FlaskForm):
+    """A ticket code typed to find the ticket (a GET form: it changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    code = StringField(
+        _l("Ticket code"),
+        validators=[DataRequired(), Length(max=40)],
+        render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"},
+    )
+
+
 class InviteForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
     role = SelectField(_l("Role"), choices=ROLE_CHOICES, default=Role.VIEWER.value)

@@ -44,4 +44,5 @@ ACTION_LABELS = {
     "settings_changed": _l("Settings changed"),
     "check_in_undone": _l("Check-in undone"),
     "door_list_exported": _l("Door list exported"),
+    "ticket_reissued": _l("Ticket reissued"),
 }

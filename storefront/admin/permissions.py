@@ -40,6 +40,7 @@ class Permission(enum.StrEnum):
     VIEW_ORDERS = "view_orders"
     EDIT_EVENTS = "edit_events"  # events and ticket types
     MANAGE_ORDERS = "manage_orders"  # refunds, cancellations
+    REISSUE_TICKETS = "reissue_tickets"  # a new secret and code for a forwarded or leaked ticket
     RESEND_MAIL = "resend_mail"
     EDIT_ATTENDEES = "edit_attendees"  # correct attendee names
     CHECK_IN = "check_in"
@@ -57,6 +58,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_ORDERS,
             Permission.EDIT_EVENTS,
             Permission.MANAGE_ORDERS,
+            Permission.REISSUE_TICKETS,
             Permission.RESEND_MAIL,
             Permission.EDIT_ATTENDEES,
             Permission.CHECK_IN,

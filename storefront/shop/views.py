@@ -8,13 +8,15 @@ from flask import abort, current_app, flash, render_template, request, session, 
 from flask_babel import gettext as _
 
 from .. import cart as carts
-from .. import catalog, htmx, limits, parsing
+from .. import catalog, htmx, limits, parsing, ticket_calendar, ticket_pdf
 from .. import checkout as checkouts
+from .. import lost_tickets as lost
 from ..cart_changes import change_cart
 from ..errors import InvalidQuantity, StorefrontError, TooManyRequests, UnknownTicketType
 from ..links import public_url
 from ..models import utcnow
 from . import bp
+from .forms import LostTicketsForm
 
 CART_KEY = "cart"
 # The Checkout Session this browser started: only it is shown that payment (the
@@ -272,7 +274,58 @@ def _payment_status():
 
 @bp.get("/orders/<token:token>")
 def order(token: str):
+    return render_template("shop/order.html", order=_order_or_404(token))
+
+
+def _download_allowed() -> None:
+    """Each PDF costs a render: a client downloading too often gets the 429 page."""
+    try:
+        limits.check_ticket_download()
+    except TooManyRequests:
+        abort(429)
+
+
+def _order_or_404(token: str):
     found = checkouts.order_by_token(token)
     if found is None:
         abort(404)
-    return render_template("shop/order.html", order=found)
+    return found
+
+
+def _download(body: bytes, mimetype: str, filename: str):
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/orders/<token:token>/tickets.pdf")
+def order_pdf(token: str):
+    """The order's tickets as a PDF: whoever has the order's link, as for its page."""
+    _download_allowed()
+    order = _order_or_404(token)
+    return _download(ticket_pdf.order_pdf(order), "application/pdf", ticket_pdf.filename(order))
+
+
+@bp.get("/orders/<token:token>/event.ics")
+def order_calendar(token: str):
+    _download_allowed()
+    order = _order_or_404(token)
+    return _download(ticket_calendar.event_ics(order), "text/calendar", ticket_calendar.FILENAME)
+
+
+@bp.route("/lost-tickets", methods=["GET", "POST"])
+def lost_tickets():
+    """ "Lost your tickets?": links to every order of an address, by mail. The answer is the
+    same whether or not the address has orders; the mail goes out after it."""
+    form = LostTicketsForm()
+    if request.method == "GET":
+        return render_template("shop/lost_tickets.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("shop/lost_tickets.html", form=form), 400
+    try:
+        address = lost.address(form.email.data)
+        limits.check_lost_tickets(address)
+    except StorefrontError as error:
+        return render_template("shop/lost_tickets.html", form=form, error=error.message()), error.status
+    lost.send_links_after_answer(address)
+    return render_template("shop/lost_tickets.html", form=LostTicketsForm(formdata=None), sent=True)
