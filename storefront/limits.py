@@ -171,6 +171,8 @@ def check_door(kind: str, user_id: int) -> None:
     if _enabled():
         item = _item(current_app.config[_DOOR_SETTINGS[kind]])
         _take(item, f"door-{kind}", cost=1, what=TooManyRequests.DOOR, client=f"member:{user_id}")
+
+
 def check_ticket_download() -> None:
     """One more download of an order's PDF or calendar file from this client, or ``TooManyRequests``."""
     if _enabled():

@@ -237,6 +237,8 @@ class InvalidDoorName(StaffError):
 
     def message(self) -> str:
         return _("Name the door in up to 60 letters, digits and spaces, such as North gate.")
+
+
 class TicketNotFound(StaffError):
     status = 404
     field = "code"

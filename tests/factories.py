@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from storefront.database import write_transaction
