@@ -15,7 +15,8 @@ host counts together:
 * ``LIMIT_NEW_CARTS``: carts made for the client (the domain asks, ``Allowance.start_cart``);
 * ``LIMIT_TICKETS_PER_EVENT`` tickets over ``HOLD_MINUTES``, per client and event:
   tickets newly held (``Allowance.hold``, from adding and from raising a quantity);
-* ``LIMIT_PAYMENT_CHECKS``: success-page polls that ask Stripe (``Allowance.ask_stripe``).
+* ``LIMIT_PAYMENT_CHECKS``: success-page polls that ask Stripe (``Allowance.ask_stripe``);
+* ``LIMIT_COVER_UPLOADS``: cover images uploaded in the back office (the view).
 
 The tickets limit stands for "tickets this client holds of this event". A hold lasts
 ``HOLD_MINUTES`` after the cart's last addition, so counting the tickets taken in the
@@ -64,7 +65,7 @@ from .errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("LIMIT_ADD_TO_CART", "LIMIT_CHECKOUT", "LIMIT_NEW_CARTS", "LIMIT_PAYMENT_CHECKS")
+SETTINGS = ("LIMIT_ADD_TO_CART", "LIMIT_CHECKOUT", "LIMIT_NEW_CARTS", "LIMIT_PAYMENT_CHECKS", "LIMIT_COVER_UPLOADS")
 # Seconds between two warnings that the storage is unreachable (each request would log one).
 _WARN_EVERY = 60.0
 
@@ -142,6 +143,12 @@ def check_checkout() -> None:
     """One more checkout start from this client, or ``TooManyRequests``."""
     if _enabled():
         _take(_item(current_app.config["LIMIT_CHECKOUT"]), "checkout", cost=1, what=TooManyRequests.REQUESTS)
+
+
+def check_cover_upload() -> None:
+    """One more cover image uploaded from this client (back office), or ``TooManyRequests``."""
+    if _enabled():
+        _take(_item(current_app.config["LIMIT_COVER_UPLOADS"]), "cover-upload", cost=1, what=TooManyRequests.REQUESTS)
 
 
 class _ClientAllowance:
