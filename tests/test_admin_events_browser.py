@@ -55,7 +55,7 @@ def test_an_owner_creates_an_event_with_two_ticket_types_and_publishes_it(live, 
 
         expect(page.locator("h1")).to_have_text("Lighthouse Sessions")
         expect(page.locator(".page-title .pill")).to_have_text("Draft")
-        for name, price in (("Standing", "12.50"), ("Front row", "30")):
+        for name, price in (("Standing", "11"), ("Front row", "30")):
             page.get_by_label("Name", exact=True).fill(name)
             page.get_by_label("Price").fill(price)
             page.get_by_label("Capacity", exact=True).fill("80")
@@ -67,6 +67,23 @@ def test_an_owner_creates_an_event_with_two_ticket_types_and_publishes_it(live, 
         page.get_by_role("button", name="Move Front row up").click()  # htmx: in place
         expect(items).to_have_text(["Front row", "Standing"])
         watch.assert_not_reloaded()
+
+        # The draft as a buyer would see it; the shop itself does not show it.
+        page.get_by_role("button", name="Preview").click()
+        expect(page.locator(".preview-banner")).to_contain_text("only members of the organiser can see this preview")
+        expect(page.locator(".tt-name")).to_have_text(["Front row", "Standing"])
+        expect(page.get_by_role("button", name="Add to cart")).to_be_disabled()
+        shoot(page, "event-preview", DESKTOP)
+        assert page.request.get(f"{base_url}/events/lighthouse-sessions").status == 404
+        page.get_by_role("link", name="Back to the back office").click()
+
+        # A ticket type's own page: a new price.
+        page.locator(".admin-tt", has_text="Standing").get_by_role("link", name="Edit").click()
+        expect(page.locator("h1")).to_have_text("Edit Standing")
+        page.get_by_label("Price").fill("12.50")
+        shoot(page, "ticket-type", DESKTOP)
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".notice-success")).to_contain_text("Ticket type saved")
 
         image = io.BytesIO()
         Image.new("RGB", (1600, 900), (30, 90, 140)).save(image, "PNG")
