@@ -65,9 +65,10 @@ def create_app(config: dict | None = None) -> Flask:
     proxies.init_app(app)
     limits.init_app(app)
 
-    from . import formatting, ticket_qr
+    from . import formatting, rich_text, ticket_qr
 
     formatting.init_app(app)
+    rich_text.init_app(app)
     ticket_qr.init_app(app)
 
     from .payments import gateway

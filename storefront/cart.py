@@ -362,9 +362,11 @@ def _add(token: str | None, event_slug: str, wanted: Mapping[int, int], now: dat
     event = catalog.published_event(event_slug)
     if event is None:
         raise EventNotFound()
-    of_event = {tt.id: tt for tt in event.ticket_types}
+    of_event = {tt.id: tt for tt in event.ticket_types if not tt.hidden}
     for tt_id in wanted:
-        if tt_id not in of_event:  # bad input: say which kind
+        if tt_id not in of_event:  # bad input (or a hidden type): say which kind
+            if any(tt.id == tt_id for tt in event.ticket_types):
+                raise UnknownTicketType()
             exists = db.session.execute(select(TicketType.id).where(TicketType.id == tt_id)).first()
             raise TicketTypeOfOtherEvent() if exists else UnknownTicketType()
     types = {tt_id: of_event[tt_id] for tt_id in wanted}

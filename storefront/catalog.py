@@ -33,6 +33,37 @@ class Availability:
         return self.state in (SaleState.ON_SALE, SaleState.LOW)
 
 
+class EventState(enum.StrEnum):
+    """Where an event stands, as its organiser reads it in the events list."""
+
+    DRAFT = "draft"
+    CANCELLED = "cancelled"
+    PAST = "past"
+    NOT_YET = "not_yet"  # published, no ticket type on sale yet
+    ON_SALE = "on_sale"
+    SOLD_OUT = "sold_out"
+    SALES_ENDED = "sales_ended"  # published, not started, no more sales
+
+
+def event_state(event: Event, now: datetime | None = None) -> EventState:
+    """The one place that decides an event's state, from its loaded ticket types (no query)."""
+    now = now or utcnow()
+    if event.status == EventStatus.CANCELLED.value:
+        return EventState.CANCELLED
+    if now >= (event.ends_at or event.starts_at):
+        return EventState.PAST
+    if event.status == EventStatus.DRAFT.value:
+        return EventState.DRAFT
+    states = {a.state for a in availabilities([tt for tt in event.ticket_types if not tt.hidden], 0, now).values()}
+    if states & {SaleState.ON_SALE, SaleState.LOW}:
+        return EventState.ON_SALE
+    if SaleState.NOT_YET in states:
+        return EventState.NOT_YET
+    if SaleState.SOLD_OUT in states:
+        return EventState.SOLD_OUT
+    return EventState.SALES_ENDED
+
+
 def upcoming_events(now: datetime | None = None) -> list[Event]:
     now = now or utcnow()
     return list(
@@ -86,6 +117,11 @@ def availabilities(
     return {tt.id: availability(tt, left[tt.id], low_threshold, now) for tt in ticket_types}
 
 
+def on_sale_types(event: Event) -> list[TicketType]:
+    """The ticket types buyers see (hidden ones are neither shown nor sold)."""
+    return [tt for tt in event.ticket_types if not tt.hidden]
+
+
 def lowest_price_minor(event: Event) -> int | None:
-    prices = [tt.price_minor for tt in event.ticket_types]
+    prices = [tt.price_minor for tt in on_sale_types(event)]
     return min(prices) if prices else None

@@ -46,9 +46,11 @@ from .errors import (
     PaymentAlreadyMade,
     PaymentNeedsReview,
     PaymentServiceUnavailable,
+    PriceChanged,
+    SalesEnded,
 )
 from .extensions import db
-from .models import AttemptStatus, Cart, CartItem, CartStatus, PaymentAttempt, utcnow
+from .models import AttemptStatus, Cart, CartItem, CartStatus, EventStatus, PaymentAttempt, utcnow
 from .payments import gateway as gw
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,7 @@ def start_checkout(
     success_url: str,
     cancel_url: str,
     now: datetime | None = None,
+    shown_total: str | None = None,
 ) -> CheckoutStarted:
     """Send the buyer's held cart to payment. See the module docstring.
 
@@ -145,12 +148,12 @@ def start_checkout(
     """
     email = valid_email(email)
     try:
-        started = _start(token, email, names, success_url, cancel_url, now or utcnow())
+        started = _start(token, email, names, success_url, cancel_url, now or utcnow(), shown_total)
     except _OtherSessionOpen:
         # The buyer came back from Stripe and checks out other contents (another
         # email): that session is closed at Stripe before a new one is made.
         return_to_cart(token)
-        started = _start(token, email, names, success_url, cancel_url, utcnow())
+        started = _start(token, email, names, success_url, cancel_url, utcnow(), shown_total)
     if started.mail_id is not None:
         # A free order, committed with its confirmation's outbox row: a job sends it.
         jobs.send_mail_soon(started.mail_id)
@@ -161,7 +164,7 @@ class _OtherSessionOpen(Exception):
     pass
 
 
-def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted:
+def _start(token, email, names, success_url, cancel_url, now, shown_total=None) -> CheckoutStarted:
     with write_transaction():
         cart = _lock_payable_cart(token, now)
         if _needs_review(cart.id):
@@ -172,7 +175,12 @@ def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted
         count = sum(item.quantity for item in items)
         lines = _lines(items, valid_names(names, count))
         total = sum(line["quantity"] * line["unit_price_minor"] for line in lines)
-        currency = items[0].ticket_type.event.currency
+        event = items[0].ticket_type.event
+        currency = event.currency
+        if event.status != EventStatus.PUBLISHED.value:
+            # Taken off the shop (or cancelled) since the tickets were held: no new payment.
+            raise SalesEnded(event.title)
+        _check_shown_total(shown_total, total, currency)
         if total == 0:
             order, mail_id = fulfilment.create_free_order(cart, items, lines, email, now)
             return CheckoutStarted(order_token=order.access_token, order_id=order.id, mail_id=mail_id)
@@ -205,6 +213,17 @@ def _start(token, email, names, success_url, cancel_url, now) -> CheckoutStarted
         attempt_id, cart_id, key = attempt.id, cart.id, attempt.idempotency_key
         params = _session_params(attempt, lines, success_url, cancel_url)
     return _create_session(attempt_id, cart_id, key, params)
+
+
+def _check_shown_total(shown: str | None, total: int, currency: str) -> None:
+    """The checkout form says which total the buyer read on it (``shown_total``, e.g.
+    ``"5000 EUR"``): when a price changed since, nothing is paid and the form is shown
+    again with the new total, so a buyer is never charged other than what they read."""
+    if shown is None:
+        return
+    amount, _, shown_currency = shown.partition(" ")
+    if parsing.ascii_int(amount, max_digits=12) != total or shown_currency != currency:
+        raise PriceChanged(total, currency)
 
 
 def _lock_payable_cart(token: str | None, now: datetime) -> Cart:

@@ -157,6 +157,9 @@ def request_limits() -> dict:
         "MAX_FORM_MEMORY_SIZE": _int("MAX_FORM_MEMORY_SIZE", 16 * 1024),
         "MAX_FORM_PARTS": _int("MAX_FORM_PARTS", 200),
         "WEBHOOK_MAX_CONTENT_LENGTH": _int("WEBHOOK_MAX_CONTENT_LENGTH", 512 * 1024),
+        # An event's cover image as uploaded in the back office (its route alone reads
+        # a body this large, plus the form's envelope; storefront/cover_images.py).
+        "COVER_IMAGE_MAX_BYTES": _int("COVER_IMAGE_MAX_BYTES", 5 * 1024 * 1024),
     }
 
 
@@ -190,6 +193,8 @@ def limit_settings(max_tickets_per_cart: int) -> dict:
         # "Lost your tickets?" mails asked for, per client and per email address.
         "LIMIT_LOST_TICKETS_CLIENT": _text("LIMIT_LOST_TICKETS_CLIENT", "5 per 15 minutes"),
         "LIMIT_LOST_TICKETS_ADDRESS": _text("LIMIT_LOST_TICKETS_ADDRESS", "3 per hour"),
+        # Cover images uploaded from one address (each is decoded and re-encoded: CPU).
+        "LIMIT_COVER_UPLOADS": _text("LIMIT_COVER_UPLOADS", "20 per hour"),
         # Where the limits are counted: unset, in each process's memory; with Redis,
         # across every process and host.
         "REDIS_URL": os.environ.get("REDIS_URL", "").strip() or None,

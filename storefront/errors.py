@@ -191,6 +191,25 @@ class NothingToPay(StorefrontError):
         return _("Your cart is empty, so there is nothing to pay yet.")
 
 
+class PriceChanged(StorefrontError):
+    """A price changed between the checkout form and the press of Pay."""
+
+    status = 409
+
+    def __init__(self, total_minor: int, currency: str):
+        super().__init__(total_minor, currency)
+        self.total_minor, self.currency = total_minor, currency
+
+    def message(self) -> str:
+        from .formatting import money
+
+        return _(
+            "A price changed while you were checking out: the total is now %(total)s. "
+            "Check it below and press Pay again.",
+            total=money(self.total_minor, self.currency),
+        )
+
+
 class InvalidEmail(StorefrontError):
     def message(self) -> str:
         return _("Please enter a valid email address, so we can send your tickets.")

@@ -16,6 +16,12 @@ lock their cart row before calling in, which keeps the order cart → ticket typ
 event everywhere. Ticket types come first because that is where a flash sale runs
 short: a buyer who finds the type sold out never locks the event row, which every
 successful buyer of the event needs.
+
+Capacity itself changes here too (the back office lowering or raising it), by the same
+kind of statement: ``SET capacity = :c WHERE id = :id AND sold + held <= :c``. A buyer
+holding the row's last tickets and an organiser lowering its capacity are serialised on
+the row lock, and whichever comes second sees the other's commit: the capacity never
+goes below what is sold and held, and no hold passes a capacity lowered before it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import Integer, bindparam, or_, select, update
 
 from .errors import SoldOut
+from .event_errors import CapacityBelowTaken
 from .extensions import db
 from .models import Event, TicketType
 
@@ -186,3 +193,37 @@ def left_for(ticket_types: Iterable[TicketType]) -> dict[int, int]:
             left = min(left, ev.capacity - ev.sold - ev.held)
         result[tt.id] = max(0, left)
     return result
+
+
+def set_ticket_type_capacity(ticket_type_id: int, capacity: int) -> None:
+    """Make the ticket type's capacity ``capacity``, or raise ``CapacityBelowTaken`` if
+    more than that is sold and held at this moment. Inside the caller's transaction."""
+    if capacity < 0:
+        raise ValueError("a capacity is not negative")
+    changed = db.session.execute(
+        update(TicketType)
+        .where(TicketType.id == ticket_type_id, TicketType.sold + TicketType.held <= capacity)
+        .values(capacity=capacity)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        taken = db.session.execute(
+            select(TicketType.sold + TicketType.held).where(TicketType.id == ticket_type_id)
+        ).scalar_one()
+        raise CapacityBelowTaken(taken, field="capacity")
+
+
+def set_event_capacity(event_id: int, capacity: int | None) -> None:
+    """The event-wide capacity (None: no limit over its ticket types), as
+    ``set_ticket_type_capacity``."""
+    if capacity is not None and capacity < 0:
+        raise ValueError("a capacity is not negative")
+    condition = [Event.id == event_id]
+    if capacity is not None:
+        condition.append(Event.sold + Event.held <= capacity)
+    changed = db.session.execute(
+        update(Event).where(*condition).values(capacity=capacity).execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        taken = db.session.execute(select(Event.sold + Event.held).where(Event.id == event_id)).scalar_one()
+        raise CapacityBelowTaken(taken, field="capacity")

@@ -18,6 +18,7 @@ host counts together:
 * ``LIMIT_PAYMENT_CHECKS``: success-page polls that ask Stripe (``Allowance.ask_stripe``);
 * ``LIMIT_DOOR_SCANS``, ``LIMIT_DOOR_LOOKUPS``, ``LIMIT_DOOR_EXPORTS``: the door's scans,
   searches and counter refreshes, and door-list exports, per member (``check_door``).
+* ``LIMIT_COVER_UPLOADS``: cover images uploaded in the back office (the view).
 
 The tickets limit stands for "tickets this client holds of this event". A hold lasts
 ``HOLD_MINUTES`` after the cart's last addition, so counting the tickets taken in the
@@ -77,6 +78,7 @@ SETTINGS = (
     "LIMIT_TICKET_DOWNLOADS",
     "LIMIT_LOST_TICKETS_CLIENT",
     "LIMIT_LOST_TICKETS_ADDRESS",
+    "LIMIT_COVER_UPLOADS",
 )
 # The door's limits, by kind of request (``check_door``).
 _DOOR_SETTINGS = {"scan": "LIMIT_DOOR_SCANS", "lookup": "LIMIT_DOOR_LOOKUPS", "export": "LIMIT_DOOR_EXPORTS"}
@@ -197,6 +199,12 @@ def check_lost_tickets(address: str) -> None:
         ("lost-tickets-address", address),
         what=TooManyRequests.LOST_TICKETS,
     )
+
+
+def check_cover_upload() -> None:
+    """One more cover image uploaded from this client (back office), or ``TooManyRequests``."""
+    if _enabled():
+        _take(_item(current_app.config["LIMIT_COVER_UPLOADS"]), "cover-upload", cost=1, what=TooManyRequests.REQUESTS)
 
 
 class _ClientAllowance:

@@ -96,6 +96,8 @@ class Event(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     venue: Mapped[str] = mapped_column(String(300), default="")
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # None: the event is past once it starts.
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     timezone: Mapped[str] = mapped_column(String(64))  # IANA name, e.g. "Europe/Paris"
     currency: Mapped[str] = mapped_column(String(3))  # ISO 4217, upper case, one Stripe accepts
     status: Mapped[str] = mapped_column(String(20), default=EventStatus.DRAFT.value)
@@ -105,6 +107,8 @@ class Event(db.Model):
     capacity: Mapped[int | None] = mapped_column(Integer)
     held: Mapped[int] = mapped_column(Integer, default=0)
     sold: Mapped[int] = mapped_column(Integer, default=0)
+    # The random name of its cover image (``storefront.cover_images``), never the uploaded one.
+    cover_image: Mapped[str | None] = mapped_column(String(64))
 
     organiser: Mapped[Organiser] = relationship(back_populates="events")
     ticket_types: Mapped[list[TicketType]] = relationship(
@@ -139,6 +143,8 @@ class TicketType(db.Model):
     sales_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sales_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # Off the event page and out of new carts; a type with sales is hidden, never deleted.
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     event: Mapped[Event] = relationship(back_populates="ticket_types")
 

@@ -11,9 +11,10 @@ acted on. Here one byte more is asked for: if there is one, the answer is a 413.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import IO
 
-from flask import Flask
+from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream, get_content_length
@@ -45,6 +46,34 @@ class RefusesLongerBodies:
         return super().stream
 
 
+# What a multipart body carries besides its file: boundaries, headers, the CSRF token.
+MULTIPART_ENVELOPE = 64 * 1024
+UPLOAD_FORM_MEMORY = 2 * MULTIPART_ENVELOPE
+
+
+def larger_body(limit: Callable[[dict], int]) -> Callable[[Callable], Callable]:
+    """Let one view take a larger body than ``MAX_CONTENT_LENGTH`` (an upload):
+    ``limit(app.config)`` bytes. Set before any hook reads the body (CSRF reads the form)."""
+
+    def decorate(view: Callable) -> Callable:
+        view.max_body = limit
+        return view
+
+    return decorate
+
+
+def _own_limit() -> None:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    limit = getattr(view, "max_body", None)
+    if limit is not None:
+        request.max_content_length = limit(current_app.config)
+        # Werkzeug holds each chunk it reads of a multipart body (64 KiB) to the form
+        # memory limit too, so a file's body needs a larger one; text parts stay small.
+        request.max_form_memory_size = max(current_app.config["MAX_FORM_MEMORY_SIZE"], UPLOAD_FORM_MEMORY)
+
+
 def init_app(app: Flask) -> None:
     """Call after the extensions that set a request class of their own (htmx-flask)."""
     app.request_class = type("ShopRequest", (RefusesLongerBodies, app.request_class), {})
+    # First of the app's hooks: Flask-WTF's CSRF check, registered earlier, reads the body.
+    app.before_request_funcs.setdefault(None, []).insert(0, _own_limit)

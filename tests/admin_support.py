@@ -332,10 +332,13 @@ URL_ARGUMENTS: dict[str, Callable[[World, str], object]] = {
     "invitation_id": lambda w, endpoint: w.invitation.id,
     "token": lambda w, endpoint: w.reset_token if endpoint == "admin.reset_password" else w.invitation_token,
     "ticket_code": lambda w, endpoint: w.ticket.code,
+    "ticket_type_id": lambda w, endpoint: w.event.ticket_types[0].id,
 }
 FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
     "event": lambda w: w.away_event.slug,
     "membership_id": lambda w: w.away_member.id,
     "invitation_id": lambda w: w.away_invitation.id,
     "ticket_code": lambda w: w.away_ticket.code,
+    # Another organiser's ticket type inside our event's URL, and our other event's.
+    "ticket_type_id": lambda w: w.away_event.ticket_types[0].id,
 }

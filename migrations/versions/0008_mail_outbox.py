@@ -1,7 +1,7 @@
 """the mail outbox, and leases for the periodic jobs
 
 Revision ID: 0008_mail_outbox
-Revises: 0006_ticket_codes
+Revises: 0007_admin_events
 Create Date: 2026-12-01 19:00:00
 
 Mail a buyer is due becomes a row of ``mail_outbox`` (``storefront.outbox``), sent by a
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_mail_outbox"
-down_revision = "0006_ticket_codes"
+down_revision = "0007_admin_events"
 branch_labels = None
 depends_on = None
 

@@ -26,6 +26,7 @@ from . import (  # noqa: E402,F401  (they register the routes)
     audit_views,
     auth_views,
     door_views,
+    event_views,
     member_views,
     organiser_views,
     shared,

@@ -46,3 +46,23 @@ ACTION_LABELS = {
     "door_list_exported": _l("Door list exported"),
     "ticket_reissued": _l("Ticket reissued"),
 }
+
+# The events area's (storefront.events, storefront.ticket_types).
+ACTION_LABELS.update(
+    {
+        "event_created": _l("Event created"),
+        "event_changed": _l("Event changed"),
+        "event_published": _l("Event published"),
+        "event_unpublished": _l("Event unpublished"),
+        "event_cancelled": _l("Event cancelled"),
+        "event_duplicated": _l("Event duplicated"),
+        "cover_changed": _l("Cover image changed"),
+        "cover_removed": _l("Cover image removed"),
+        "ticket_type_created": _l("Ticket type created"),
+        "ticket_type_changed": _l("Ticket type changed"),
+        "ticket_types_reordered": _l("Ticket types reordered"),
+        "ticket_type_hidden": _l("Ticket type hidden"),
+        "ticket_type_shown": _l("Ticket type shown again"),
+        "ticket_type_deleted": _l("Ticket type deleted"),
+    }
+)

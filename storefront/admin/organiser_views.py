@@ -28,8 +28,9 @@ def choose_organiser():
 @bp.get("/o/<organiser>/")
 @requires(Permission.VIEW_ORGANISER)
 def organiser_home(access):
-    # The events area (a later part of the back office) fills this page.
-    return render_template("admin/organiser_home.html", access=access, events=teams.visible_events(access.membership))
+    from .. import events
+
+    return render_template("admin/organiser_home.html", access=access, summaries=events.summaries(access.membership))
 
 
 @bp.route("/o/<organiser>/settings", methods=["GET", "POST"])

@@ -32,7 +32,8 @@ def _admin_context():
         "role_descriptions": ROLE_DESCRIPTIONS,
         "action_labels": ACTION_LABELS,
         "Permission": Permission,
-        "button_form": ButtonForm(),
+        # Not bound to the request: rendering must not read a body (a 413 page would read it again).
+        "button_form": ButtonForm(formdata=None),
     }
 
 

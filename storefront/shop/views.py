@@ -210,6 +210,7 @@ def start_checkout():
             names,
             success_url=public_url("shop.checkout_success") + "?session_id={CHECKOUT_SESSION_ID}",
             cancel_url=public_url("shop.cart"),
+            shown_total=request.form.get("shown_total"),
         )
     except StorefrontError as error:
         now = utcnow()
@@ -270,6 +271,13 @@ def _payment_status():
         started=started,
         error=error.message() if error else None,
     )
+
+
+@bp.get("/media/covers/<token:name>.jpg")
+def cover_image(name: str):
+    from .. import cover_images
+
+    return cover_images.serve(name)
 
 
 @bp.get("/orders/<token:token>")
