@@ -259,3 +259,26 @@ def test_the_mail_module_builds_no_message_for_more_than_one_plain_address(app, 
     with app.test_request_context():
         with pytest.raises(mail.InvalidRecipient):
             mail._message(to="a@example.com, root@example.com", subject="s", text="t", html="<p>h</p>")
+
+
+def test_no_route_takes_an_id_that_is_not_plain_ascii_digits_or_does_not_fit(app):
+    """Werkzeug's ``int`` converter takes any Unicode digit (``١٢٣`` is 123) and any length;
+    every id in a URL goes through ``parsing``'s ``id`` converter instead."""
+    from werkzeug.exceptions import NotFound
+    from werkzeug.routing.converters import NumberConverter
+
+    loose = [
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if any(isinstance(converter, NumberConverter) for converter in rule._converters.values())
+    ]
+    assert loose == []
+    urls = app.url_map.bind("shop.test")
+    for raw in ["١٢٣", "١", "9" * 30, "0", "-1"]:
+        for path in (f"/admin/o/org/members/{raw}", f"/admin/o/org/events/e/ticket-types/{raw}"):
+            with pytest.raises(NotFound):
+                urls.match(path, method="GET")
+    assert urls.match("/admin/o/org/members/123", method="GET") == (
+        "admin.member",
+        {"organiser": "org", "membership_id": 123},
+    )

@@ -67,7 +67,7 @@ def invite_member(access):
     return htmx.redirect(_members_url(access))
 
 
-@bp.get("/o/<organiser>/members/<int:membership_id>")
+@bp.get("/o/<organiser>/members/<id:membership_id>")
 @requires(Permission.MANAGE_MEMBERS)
 def member(access, membership_id: int):
     membership = _member_or_404(access, membership_id)
@@ -91,7 +91,7 @@ def _member_page(access, membership, status: int = 200, role_form=None, events_f
     ), status
 
 
-@bp.post("/o/<organiser>/members/<int:membership_id>/role")
+@bp.post("/o/<organiser>/members/<id:membership_id>/role")
 @requires(Permission.MANAGE_MEMBERS)
 def change_role(access, membership_id: int):
     membership = _member_or_404(access, membership_id)
@@ -118,7 +118,7 @@ def _role_refused(access, membership, form, status: int):
     return _member_page(access, membership, status, role_form=form, error=message)
 
 
-@bp.post("/o/<organiser>/members/<int:membership_id>/events")
+@bp.post("/o/<organiser>/members/<id:membership_id>/events")
 @requires(Permission.MANAGE_MEMBERS)
 def change_event_access(access, membership_id: int):
     membership = _member_or_404(access, membership_id)
@@ -137,7 +137,7 @@ def change_event_access(access, membership_id: int):
     return htmx.redirect(url_for("admin.member", organiser=access.organiser.slug, membership_id=membership.id))
 
 
-@bp.post("/o/<organiser>/members/<int:membership_id>/remove")
+@bp.post("/o/<organiser>/members/<id:membership_id>/remove")
 @requires(Permission.MANAGE_MEMBERS)
 def remove_member(access, membership_id: int):
     membership = _member_or_404(access, membership_id)
@@ -151,7 +151,7 @@ def remove_member(access, membership_id: int):
     return htmx.redirect(_members_url(access))
 
 
-@bp.post("/o/<organiser>/invitations/<int:invitation_id>/revoke")
+@bp.post("/o/<organiser>/invitations/<id:invitation_id>/revoke")
 @requires(Permission.MANAGE_MEMBERS)
 def revoke_invitation(access, invitation_id: int):
     try:
