@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -229,14 +229,12 @@ def submit(refund_id: int) -> None:
 def submit_requested(older_than_seconds: int = 30) -> int:
     """Ask Stripe again for refunds still ``requested`` (Stripe was unreachable, or the
     process stopped before its answer was recorded); returns how many were asked."""
-    cutoff = utcnow().timestamp() - older_than_seconds
-    ids = [
-        refund_id
-        for refund_id, updated in db.session.execute(
-            select(Refund.id, Refund.updated_at).where(Refund.status == S.REQUESTED.value)
-        )
-        if updated.timestamp() <= cutoff
-    ]
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        db.session.execute(
+            select(Refund.id).where(Refund.status == S.REQUESTED.value, Refund.updated_at <= cutoff)
+        ).scalars()
+    )
     db.session.rollback()
     for refund_id in ids:
         submit(refund_id)
