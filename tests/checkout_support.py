@@ -19,8 +19,7 @@ from contextlib import contextmanager
 import pytest
 import stripe
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
-from werkzeug.wsgi import ClosingIterator
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from storefront.extensions import db
 from storefront.models import (
@@ -61,7 +60,20 @@ class ShopServer:
         self.app = None
         self._active = 0
         self._idle = threading.Condition()
-        self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
+        self._counted = threading.local()
+        shop_server = self
+
+        class Handler(WSGIRequestHandler):
+            # A request is done when its handler returns, however it ended. Werkzeug calls
+            # the answer's close() only on some paths: when the browser resets a connection
+            # (a cancelled navigation), the read that drains the socket raises first.
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                finally:
+                    shop_server._finished()
+
+        self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True, request_handler=Handler)
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.webhook_url = self.base + "/webhooks/stripe"
@@ -73,17 +85,17 @@ class ShopServer:
             app = self.app
             if app is not None:
                 self._active += 1
+                self._counted.value = True
         if app is None:
             start_response("503 Service Unavailable", [("Content-Length", "0")])
             return [b""]
-        try:
-            body = app(environ, start_response)
-        except BaseException:
-            self._finished()
-            raise
-        return ClosingIterator(body, self._finished)  # the server closes it once the answer is sent
+        return app(environ, start_response)
 
     def _finished(self) -> None:
+        """Called by the handler thread once its connection is done."""
+        if not getattr(self._counted, "value", False):
+            return
+        self._counted.value = False
         with self._idle:
             self._active -= 1
             self._idle.notify_all()
