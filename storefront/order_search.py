@@ -91,7 +91,7 @@ class Problem(enum.StrEnum):
 
 # --- the cursor ---------------------------------------------------------------------------------
 
-_CURSOR = re.compile(r"^(\d{1,17})-(\d{1,12})$")
+_CURSOR = re.compile(r"^([0-9]{1,17})-([0-9]{1,12})$")  # ASCII digits only (\d takes any script's)
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ class OrderFilters:
 
 
 def _date(raw: str | None) -> date | None:
-    if not raw or len(raw) != 10:
+    if not raw or len(raw) != 10 or not raw.isascii():
         raise ValueError(raw)
     return date.fromisoformat(raw)
 
