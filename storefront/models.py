@@ -239,12 +239,15 @@ class PaymentAttempt(db.Model):
     __table_args__ = (
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         # The back office's attempts without an order, newest first (storefront.order_search).
-        Index("ix_payment_attempts_cart_id_created_at_id", "cart_id", "created_at", "id"),
+        Index("ix_payment_attempts_event_id_created_at_id", "event_id", "created_at", "id"),
         Index("ix_payment_attempts_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
+    # The event its cart's tickets are of (set by checkout; migration 0012 filled in the
+    # older ones from their carts; None for a cart that was empty by then).
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     # The lines paid for, with attendee names:
     # [{ticket_type_id, name, quantity, unit_price_minor, attendees: [[first, last]]}]

@@ -37,7 +37,6 @@ from .failure_reasons import Reason
 from .models import (
     AttemptEvent,
     AttemptStatus,
-    CartItem,
     Event,
     Order,
     OrderStatus,
@@ -474,15 +473,11 @@ def reason_condition(reason: Reason):
 
 def attempts_without_order(event_id: int, filters: AttemptFilters, paging: Paging, *, limit: int = PAGE_SIZE) -> Page:
     """A page of the event's payment attempts whose cart has no order (declined, abandoned,
-    expired, or still open), newest first. An attempt belongs to the event of its cart's
-    tickets (a cart holds one event's)."""
-    carts_of_event = (
-        select(CartItem.cart_id)
-        .join(TicketType, TicketType.id == CartItem.ticket_type_id)
-        .where(TicketType.event_id == event_id)
-    )
+    expired, or still open), newest first, from ``ix_payment_attempts_event_id_created_at_id``.
+    (A paid attempt always has its order, so it is left out before looking for one.)"""
     query = select(PaymentAttempt).where(
-        PaymentAttempt.cart_id.in_(carts_of_event),
+        PaymentAttempt.event_id == event_id,
+        PaymentAttempt.status != AttemptStatus.PAID.value,
         ~exists().where(Order.cart_id == PaymentAttempt.cart_id),
     )
     if filters.status is not None:

@@ -193,6 +193,7 @@ def _attempt_of_event(event, status: AttemptStatus, *, code=None, decline=None, 
         db.session.add(CartItem(cart_id=cart.id, ticket_type_id=event.ticket_types[0].id, quantity=1))
         attempt = PaymentAttempt(
             cart_id=cart.id,
+            event_id=event.id,
             idempotency_key=f"k-{cart.id}",
             lines=json.dumps([]),
             buyer_email=email,
@@ -219,12 +220,13 @@ def test_attempts_without_an_order(shop_world, client):
         db.session.add(
             PaymentAttempt(
                 cart_id=ordered.cart_id,
+                event_id=event.id,
                 idempotency_key="k-ordered",
                 lines="[]",
                 buyer_email="paid@example.com",
                 amount_minor=2500,
                 currency="EUR",
-                status=AttemptStatus.PAID.value,
+                status=AttemptStatus.FAILED.value,  # declined before the payment that made the order
                 session_expires_at=utcnow(),
             )
         )

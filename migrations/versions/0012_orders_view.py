@@ -91,10 +91,20 @@ def upgrade():
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index("ix_orders_event_id_created_at_id", ["event_id", "created_at", "id"], unique=False)
         batch_op.create_index("ix_orders_created_at_id", ["created_at", "id"], unique=False)
-    # Attempts without an order, per event, newest first (through their cart's items).
+    # Attempts without an order, per event, newest first: each attempt names its event
+    # (checkout sets it); the older ones take it from their cart's items (a cart holds one
+    # event's tickets); a cart emptied since leaves it NULL.
+    with op.batch_alter_table("payment_attempts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("event_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f("fk_payment_attempts_event_id_events"), "events", ["event_id"], ["id"])
+    op.execute(
+        "UPDATE payment_attempts SET event_id = (SELECT ticket_types.event_id FROM cart_items "
+        "JOIN ticket_types ON ticket_types.id = cart_items.ticket_type_id "
+        "WHERE cart_items.cart_id = payment_attempts.cart_id ORDER BY cart_items.id LIMIT 1)"
+    )
     with op.batch_alter_table("payment_attempts", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_payment_attempts_cart_id_created_at_id", ["cart_id", "created_at", "id"], unique=False
+            "ix_payment_attempts_event_id_created_at_id", ["event_id", "created_at", "id"], unique=False
         )
         batch_op.create_index("ix_payment_attempts_created_at_id", ["created_at", "id"], unique=False)
     postgresql = op.get_bind().dialect.name == "postgresql"
@@ -112,7 +122,9 @@ def downgrade():
             op.execute(f"DROP INDEX {name}")
     with op.batch_alter_table("payment_attempts", schema=None) as batch_op:
         batch_op.drop_index("ix_payment_attempts_created_at_id")
-        batch_op.drop_index("ix_payment_attempts_cart_id_created_at_id")
+        batch_op.drop_index("ix_payment_attempts_event_id_created_at_id")
+        batch_op.drop_constraint(batch_op.f("fk_payment_attempts_event_id_events"), type_="foreignkey")
+        batch_op.drop_column("event_id")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_created_at_id")
         batch_op.drop_index("ix_orders_event_id_created_at_id")
