@@ -276,3 +276,26 @@ def test_the_reason_filter_agrees_with_explain(app):
         )
         expected = {i for i, (c, d) in ids.items() if (f := explain(c, d, "msg")) is not None and f.reason == reason}
         assert found == expected, reason
+
+
+@pytest.mark.parametrize(
+    "payments, link",
+    [
+        ({"STRIPE_SECRET_KEY": "sk_live_abc", "STRIPE_API_BASE": None}, "https://dashboard.stripe.com/payments/pi_1"),
+        (
+            {"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_API_BASE": None},
+            "https://dashboard.stripe.com/test/payments/pi_1",
+        ),
+        ({"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_API_BASE": "http://127.0.0.1:9"}, None),  # a sandbox
+    ],
+    ids=["live", "test-key-real-stripe", "sandbox"],
+)
+def test_the_stripe_dashboard_link_follows_the_mode(database_urls, payments, link):
+    from storefront.admin.order_views import stripe_dashboard_url
+
+    from .conftest import backend_url, make_app
+
+    app = make_app(backend_url(database_urls, "sqlite"), DEMO_MODE=False, STRIPE_WEBHOOK_SECRET="whsec_x", **payments)
+    with app.app_context():
+        assert stripe_dashboard_url("pi_1") == link
+        assert stripe_dashboard_url(None) is None
