@@ -118,3 +118,66 @@ def test_live_search_and_an_orders_timeline(live, browser, viewport):
         assert_no_script_trouble(watch)
     finally:
         context.close()
+
+
+def test_attempts_without_an_order(live, browser):
+    from playwright.sync_api import expect
+
+    _app, base_url = live
+    organiser = make_organiser("harbour", "Harbour Arts")
+    add_member(make_user("owner@harbour.example"), organiser, Role.OWNER)
+    event = make_event_of(organiser, "Lighthouse Sessions", slug="lighthouse", timezone="Europe/London")
+    from storefront.models import Cart, CartItem, CartStatus
+
+    now = utcnow()
+    for n, (status, code, decline) in enumerate(
+        [
+            (AttemptStatus.EXPIRED, None, None),
+            (AttemptStatus.OPEN, "card_declined", "insufficient_funds"),
+            (AttemptStatus.FAILED, "payment_method_provider_decline", None),
+        ]
+    ):
+        with write_transaction():
+            cart = Cart(token=f"browser-attempt-{n}", status=CartStatus.EXPIRED.value, expires_at=now)
+            db.session.add(cart)
+            db.session.flush()
+            db.session.add(CartItem(cart_id=cart.id, ticket_type_id=event.ticket_types[0].id, quantity=2))
+            db.session.add(
+                PaymentAttempt(
+                    cart_id=cart.id,
+                    event_id=event.id,
+                    idempotency_key=f"browser-attempt-{n}",
+                    lines="[]",
+                    buyer_email=f"buyer{n}@example.com",
+                    amount_minor=5000,
+                    currency="EUR",
+                    status=status.value,
+                    session_expires_at=now,
+                    stripe_checkout_session_id=f"cs_test_attempt{n}",
+                    error_code=code,
+                    decline_code=decline,
+                    created_at=now - timedelta(minutes=10 - n),
+                    updated_at=now - timedelta(minutes=9 - n),
+                )
+            )
+    context = browser.new_context(viewport=DESKTOP, locale="en-GB")
+    page = context.new_page()
+    watch = PageWatch(page)
+    try:
+        sign_in_on_page(page, base_url, "owner@harbour.example")
+        page.goto(f"{base_url}/admin/o/harbour/events/lighthouse")
+        page.get_by_role("button", name="Attempts without an order").click()
+        rows = page.locator("tbody tr")
+        expect(rows).to_have_count(3)
+        expect(rows.nth(0)).to_contain_text("Bank debit failed: the bank refused it")
+        expect(rows.nth(1)).to_contain_text("Card declined: insufficient funds")
+        page.get_by_label("Failure").select_option("insufficient_funds")
+        page.get_by_role("button", name="Show").click()
+        expect(rows).to_have_count(1)
+        page.get_by_label("Failure").select_option("")
+        page.get_by_role("button", name="Show").click()
+        expect(rows).to_have_count(3)
+        shoot(page, "event-attempts", DESKTOP)
+        assert_no_script_trouble(watch)
+    finally:
+        context.close()
