@@ -26,6 +26,8 @@ REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 
 # Children before parents, for cleaning up between tests.
 TABLES = [
+    "cancellation_orders",
+    "event_cancellations",
     "refunds",
     "check_ins",
     "audit_entries",
