@@ -163,6 +163,7 @@ def test_a_refund_that_fails_later_shows_on_the_progress_page_and_is_retried(sho
 
     failing = db.session.execute(select(Refund).where(Refund.order_id == orders[1].id)).scalar_one()
     sandbox.control("POST", f"/_sandbox/refunds/{failing.stripe_refund_id}/settle", {})
+
     def failed_now():
         db.session.rollback()
         return cancellations.progress(run_id).failed == 1
