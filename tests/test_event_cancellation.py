@@ -18,6 +18,7 @@ from storefront.payments import gateway as gw
 from storefront.staff_models import AuditEntry, Role
 
 from .admin_support import add_member, make_user, sign_in_as
+from .admin_support import outbox as admin_outbox
 from .checkout_support import (  # noqa: F401 (shop, sandbox: fixtures)
     CARD_OK,
     buy_until_stripe,
@@ -201,3 +202,20 @@ def test_polling_stops_once_the_run_is_finished(shop, sandbox):
     cancellations.run(cancellations.of_event(event.id).id)
     stopped = client.get(f"{base}/cancellation", headers={"HX-Request": "true"})
     assert stopped.status_code == 286 and "Finished" in stopped.get_data(as_text=True)
+
+
+def test_each_buyer_gets_the_event_cancelled_mail_once(shop, sandbox, tmp_path):
+    from storefront import outbox
+
+    shop.config["MAIL_OUTBOX"] = str(tmp_path / "outbox")
+    event, orders = orders_of_one_event(shop, sandbox, [CARD_OK])
+    event_admin.cancel(event.organiser_id, event.id, ACTOR)
+    run_id = cancellations.of_event(event.id).id
+    cancellations.run(run_id)
+    cancellations.run(run_id)
+    ids = db.session.execute(select(MailOutbox.id).where(MailOutbox.kind == MailKind.EVENT_CANCELLED.value)).scalars()
+    assert [outbox.send(mail_id) for mail_id in list(ids)] == ["sent"]
+    (message,) = [m for m in admin_outbox(shop) if "cancelled" in m["Subject"]]
+    body = message.get_body(("plain",)).get_content()
+    assert message["To"] == orders[0].buyer_email and message["Subject"] == f"{event.title} is cancelled"
+    assert orders[0].code in body and "€25.00" in body
