@@ -219,3 +219,19 @@ def test_each_buyer_gets_the_event_cancelled_mail_once(shop, sandbox, tmp_path):
     body = message.get_body(("plain",)).get_content()
     assert message["To"] == orders[0].buyer_email and message["Subject"] == f"{event.title} is cancelled"
     assert orders[0].code in body and "€25.00" in body
+
+
+def test_the_job_and_the_periodic_resume_run_an_unfinished_cancellation(shop, sandbox, monkeypatch):
+    from storefront import jobs
+
+    event, orders = orders_of_one_event(shop, sandbox, [CARD_OK, CARD_OK])
+    event_admin.cancel(event.organiser_id, event.id, ACTOR)
+    run_id = cancellations.of_event(event.id).id
+    monkeypatch.setattr(cancellations, "_after_order", lambda order_id: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        jobs.get_jobs(shop)._cancel_event(run_id)  # the job's body, as a worker runs it
+    monkeypatch.undo()
+    assert cancellations.unfinished() == [run_id]
+    jobs._resume_cancellations()  # the periodic job's work
+    assert cancellations.unfinished() == []
+    assert [len(at_stripe(o)) for o in orders] == [1, 1]
