@@ -3,8 +3,9 @@
 An event's life (``TRANSITIONS``): made as a draft; published (on the shop) and back to
 draft as often as wanted; cancelled from either, for good. Publishing needs a ticket
 type buyers can see and a sales window that opens before it ends and before the event;
-cancelling is refused while the event has paid orders (their refunds come with the
-orders area) or payments in progress (one could complete after the cancellation).
+cancelling is refused while payments are in progress (one could complete after the
+cancellation); an event with paid orders is cancelled and a cancellation run recorded in
+the same transaction (``storefront.cancellations`` refunds them in the background).
 Cancelling takes the event off the shop at once: no cart can add its tickets, and no
 checkout of a cart holding them can start (``checkout``); holds already made lapse.
 
@@ -31,7 +32,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import audit, inventory, local_time, money
+from . import audit, cancellations, inventory, local_time, money
 from .audit import Actor
 from .catalog import EventState, event_state
 from .database import write_transaction
@@ -344,12 +345,12 @@ def cancel(organiser_id: int, event_id: int, actor: Actor) -> Event:
         status = EventStatus(event.status)
         if status == EventStatus.CANCELLED:
             raise CannotCancel(CannotCancel.CANCELLED)
-        if count := paid_orders(event.id):
-            raise CannotCancel(CannotCancel.PAID_ORDERS, count)
         if count := payments_in_progress(event.id):
             raise CannotCancel(CannotCancel.PAYMENTS_IN_PROGRESS, count)
         _transition(event, EventStatus.CANCELLED)
         _record_status(actor, event, status)
+        # Its paid orders are refunded by the cancellation run, recorded here with it.
+        cancellations.begin(event, actor, utcnow())
     return db.session.get(Event, event_id)
 
 

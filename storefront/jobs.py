@@ -12,11 +12,14 @@ The jobs:
 * ``send_mail(mail_id)``: one row of the mail outbox (``storefront.outbox``), asked for
   by whoever recorded it, once that transaction committed (``send_mail_soon``). A failed
   try is asked for again when the row's backoff ends.
+* ``cancel_event(cancellation_id)``: refund a cancelled event's paid orders
+  (``storefront.cancellations``), asked for by the cancelling view after its commit.
 * periodic, each under a lease (``storefront.leases``) so that several workers never run
   one at once, kept for its period so that of the copies every worker's scheduler
   enqueues, one runs: ``release_lapsed_holds`` and ``expire_lapsed_checkouts`` every
   minute, ``send_due_mail`` every minute (rows whose job was lost or whose retry is
-  due), ``reconcile`` every ``JOBS_RECONCILE_MINUTES`` (default 5).
+  due), ``resume_cancellations`` every minute (event cancellation runs left
+  unfinished), ``reconcile`` every ``JOBS_RECONCILE_MINUTES`` (default 5).
 
 A job that fails is logged and not retried by Huey: each is idempotent and finds its
 work again from the database (the outbox's ``due_at``, the carts' ``expires_at``,
@@ -90,6 +93,7 @@ class Jobs:
         self.where = "in Redis" if app.config.get("REDIS_URL") else f"in {app.config['JOBS_SQLITE_PATH']}"
         huey = self.huey
         self.send_mail = huey.task(name="send_mail")(self._send_mail)
+        self.cancel_event = huey.task(name="cancel_event")(self._cancel_event)
         every_minute = crontab(minute="*")
         reconcile_every = crontab(minute=f"*/{app.config['JOBS_RECONCILE_MINUTES']}")
         self.release_lapsed_holds = huey.periodic_task(every_minute, name="release_lapsed_holds")(
@@ -100,6 +104,9 @@ class Jobs:
         )
         self.send_due_mail = huey.periodic_task(every_minute, name="send_due_mail")(
             self._periodic("send_due_mail", 60, _send_due_mail)
+        )
+        self.resume_cancellations = huey.periodic_task(every_minute, name="resume_cancellations")(
+            self._periodic("resume_cancellations", 60, _resume_cancellations)
         )
         self.reconcile = huey.periodic_task(reconcile_every, name="reconcile")(
             self._periodic("reconcile", 60 * app.config["JOBS_RECONCILE_MINUTES"], _reconcile)
@@ -114,6 +121,16 @@ class Jobs:
                 wait = outbox.seconds_until_due(mail_id)
                 if wait is not None:
                     self.send_mail.schedule((mail_id,), delay=wait)
+
+    def _cancel_event(self, cancellation_id: int) -> None:
+        from . import cancellations
+
+        with self.app.app_context():
+            # One runner per run at a time (a re-enqueued job and the periodic one may meet);
+            # even without the lease, the order locks keep every order refunded once.
+            with leases.held(f"cancellation-{cancellation_id}", 600) as mine:
+                if mine:
+                    cancellations.run(cancellation_id)
 
     def _periodic(self, name: str, period_seconds: int, work):
         """``work()`` under the job's lease, held for ten periods at most (a run that
@@ -227,6 +244,26 @@ def _send_due_mail() -> None:
             sent.notices,
             sent.failures,
         )
+
+
+def _resume_cancellations() -> None:
+    """Cancellation runs a crash or a lost job left unfinished: run them again (each is
+    idempotent; see ``storefront.cancellations``)."""
+    from .cancellations import run, unfinished
+
+    for cancellation_id in unfinished():
+        with leases.held(f"cancellation-{cancellation_id}", 600) as mine:
+            if mine:
+                run(cancellation_id)
+
+
+def cancel_event_soon(cancellation_id: int) -> None:
+    """Ask a worker to run the cancellation now (after its commit). Never raises: the
+    periodic ``resume_cancellations`` runs it within a minute otherwise."""
+    try:
+        get_jobs().cancel_event(cancellation_id)
+    except Exception:
+        log.exception("cancellation %s: could not be queued; the periodic job runs it", cancellation_id)
 
 
 def _reconcile() -> None:

@@ -60,6 +60,22 @@ def build_refund_notice(attempt_id: int) -> tuple[EmailMessage, str]:
     return _refund_notice(attempt_id)
 
 
+def build_event_cancelled(order_id: int) -> tuple[EmailMessage, str]:
+    """The order's event is cancelled and what it paid is refunded; see ``build_order_confirmation``."""
+    db.session.rollback()
+    order = db.session.get(Order, order_id)
+    event = db.session.get(Event, order.event_id)
+    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        context = {"order": order, "event": event, "events_url": public_url("shop.events")}
+        message = _message(
+            to=order.buyer_email,
+            subject=gettext("%(title)s is cancelled", title=event.title),
+            text=render_template("mail/event_cancelled.txt", **context),
+            html=render_template("mail/event_cancelled.html", **context),
+        )
+    return message, f"event-cancelled-order{order.id}"
+
+
 def _order_confirmation(order_id: int) -> tuple[EmailMessage, str]:
     """The confirmation: the organiser, the event, each ticket with its code, what to bring,
     the order's link; the tickets' PDF and the event's calendar entry attached."""

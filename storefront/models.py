@@ -369,6 +369,37 @@ class Refund(db.Model):
     order: Mapped[Order] = relationship()
 
 
+class EventCancellation(db.Model):
+    """The run that refunds an event's paid orders once it is cancelled (``storefront.cancellations``):
+    one per event; the counts are written when it finishes (live ones are computed)."""
+
+    __tablename__ = "event_cancellations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), unique=True)
+    started_by: Mapped[str] = mapped_column(String(254))
+    started_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    orders_count: Mapped[int] = mapped_column(Integer, default=0)
+    refunded_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CancellationOrder(db.Model):
+    """One order dealt with by a cancellation run: written in the transaction that records
+    its refund, so a run started again never refunds it twice. ``refund_id`` is the latest
+    refund (a retry replaces it); NULL for an order that took no money."""
+
+    __tablename__ = "cancellation_orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cancellation_id: Mapped[int] = mapped_column(ForeignKey("event_cancellations.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Ticket(db.Model):
     __tablename__ = "tickets"
     __table_args__ = (CheckConstraint("price_minor >= 0", name="price_not_negative"),)
@@ -391,6 +422,7 @@ class Ticket(db.Model):
 class MailKind(enum.StrEnum):
     ORDER_CONFIRMATION = "order_confirmation"
     REFUND_NOTICE = "refund_notice"  # a late payment refunded for want of stock
+    EVENT_CANCELLED = "event_cancelled"  # the order's event is cancelled, its money refunded
 
 
 class MailStatus(enum.StrEnum):

@@ -59,6 +59,11 @@ def refund_notice_due(attempt_id: int) -> int:
     return _record(MailKind.REFUND_NOTICE, attempt_id=attempt_id)
 
 
+def event_cancelled_due(order_id: int) -> int:
+    """The "your event is cancelled, your money is refunded" mail of one order; see ``confirmation_due``."""
+    return _record(MailKind.EVENT_CANCELLED, order_id=order_id)
+
+
 def _record(kind: MailKind, *, order_id: int | None = None, attempt_id: int | None = None) -> int:
     """Insert the row unless one of this kind exists for the order or attempt (two
     fulfilments racing to record a refund both end here): then the existing one's id."""
@@ -134,6 +139,8 @@ def send(mail_id: int, *, now: datetime | None = None, also_waiting: bool = Fals
 def _build(claimed: _Claimed):
     if claimed.kind == MailKind.ORDER_CONFIRMATION:
         return mail.build_order_confirmation(claimed.order_id)
+    if claimed.kind == MailKind.EVENT_CANCELLED:
+        return mail.build_event_cancelled(claimed.order_id)
     return mail.build_refund_notice(claimed.attempt_id)
 
 

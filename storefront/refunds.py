@@ -139,6 +139,18 @@ def request(order_id: int, amount_minor: int | None, reason: str, actor: Actor, 
     return refund_id
 
 
+def request_locked(order_id: int, reason: str, actor: Actor, now: datetime) -> int | None:
+    """Inside the caller's transaction: lock the order and record a refund of all that is
+    left of it (``submit`` it after the commit). None when it took no money through Stripe
+    or nothing is left."""
+    order = _lock_order(order_id)
+    if not order.stripe_payment_intent_id or order.total_minor <= 0:
+        return None
+    if orders.refundable_minor(order, _sum(order.id, COMMITTED)) <= 0:
+        return None
+    return _new_refund(order, None, reason, actor, now)
+
+
 def _new_refund(
     order: Order, amount_minor: int | None, reason: str, actor: Actor, now: datetime, retry_of: int | None = None
 ) -> int:

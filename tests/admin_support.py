@@ -332,6 +332,7 @@ URL_ARGUMENTS: dict[str, Callable[[World, str], object]] = {
     "invitation_id": lambda w, endpoint: w.invitation.id,
     "token": lambda w, endpoint: w.reset_token if endpoint == "admin.reset_password" else w.invitation_token,
     "ticket_code": lambda w, endpoint: w.ticket.code,
+    "order_code": lambda w, endpoint: w.ticket.order.code,
     "ticket_type_id": lambda w, endpoint: w.event.ticket_types[0].id,
     "order_code": lambda w, endpoint: w.ticket.order.code,
 }
@@ -340,6 +341,7 @@ FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
     "membership_id": lambda w: w.away_member.id,
     "invitation_id": lambda w: w.away_invitation.id,
     "ticket_code": lambda w: w.away_ticket.code,
+    "order_code": lambda w: w.away_ticket.order.code,
     # Another organiser's ticket type inside our event's URL, and our other event's.
     "ticket_type_id": lambda w: w.away_event.ticket_types[0].id,
     "order_code": lambda w: w.away_ticket.order.code,

@@ -27,6 +27,8 @@ REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 # Children before parents, for cleaning up between tests.
 TABLES = [
     "attempt_events",
+    "cancellation_orders",
+    "event_cancellations",
     "refunds",
     "check_ins",
     "audit_entries",

@@ -25,6 +25,7 @@ from . import (  # noqa: E402,F401  (they register the routes)
     account_views,
     audit_views,
     auth_views,
+    cancellation_views,
     door_views,
     event_views,
     member_views,

@@ -116,12 +116,6 @@ def unpublish_event(access):
     return _lifecycle(access, event_admin.unpublish, _("Taken off the shop: it is a draft again."))
 
 
-@bp.post("/o/<organiser>/events/<event>/cancel")
-@requires(Permission.EDIT_EVENTS, event=True)
-def cancel_event(access):
-    return _lifecycle(access, event_admin.cancel, _("Cancelled: its sales have stopped."))
-
-
 @bp.post("/o/<organiser>/events/<event>/duplicate")
 @requires(Permission.EDIT_EVENTS, event=True)
 def duplicate_event(access):
