@@ -91,23 +91,25 @@ SELECT id, total_minor, 'EUR', 'Requested by the buyer', 'owner@scale.example', 
 FROM orders WHERE status = 'refunded';
 
 -- The attempts: each order's paid one; a decline before one order in five.
-INSERT INTO payment_attempts (cart_id, idempotency_key, lines, buyer_email, amount_minor, currency, status,
+INSERT INTO payment_attempts (cart_id, event_id, idempotency_key, lines, buyer_email, amount_minor, currency, status,
                               session_expires_at, stripe_checkout_session_id, stripe_payment_intent_id,
                               created_at, updated_at)
-SELECT i, 'scale-paid-' || i, '[]', 'buyer' || (i % 70000) || '@example.com', n * (ARRAY[3000, 4500, 12000])[t],
+SELECT i, event_id, 'scale-paid-' || i, '[]', 'buyer' || (i % 70000) || '@example.com',
+       n * (ARRAY[3000, 4500, 12000])[t],
        'EUR', 'paid', at + interval '30 minutes', 'cs_test_scale_' || i, 'pi_scale_' || i, at, at
 FROM o;
-INSERT INTO payment_attempts (cart_id, idempotency_key, lines, buyer_email, amount_minor, currency, status,
+INSERT INTO payment_attempts (cart_id, event_id, idempotency_key, lines, buyer_email, amount_minor, currency, status,
                               session_expires_at, error_type, error_code, decline_code, error_message,
                               created_at, updated_at)
-SELECT i, 'scale-declined-' || i, '[]', 'buyer' || (i % 70000) || '@example.com', 4500, 'EUR', 'expired',
+SELECT i, event_id, 'scale-declined-' || i, '[]', 'buyer' || (i % 70000) || '@example.com', 4500, 'EUR', 'expired',
        at, 'card_error', 'card_declined', 'insufficient_funds', 'Your card has insufficient funds.',
        at - interval '3 minutes', at - interval '2 minutes'
 FROM o WHERE i % 5 = 0;
-INSERT INTO payment_attempts (cart_id, idempotency_key, lines, buyer_email, amount_minor, currency, status,
+INSERT INTO payment_attempts (cart_id, event_id, idempotency_key, lines, buyer_email, amount_minor, currency, status,
                               session_expires_at, error_type, error_code, decline_code, error_message,
                               created_at, updated_at)
-SELECT c, 'scale-abandoned-' || a, '[]', 'walker' || (a % 90000) || '@example.com', 4500, 'EUR',
+SELECT c, CASE WHEN a % 10 < 6 THEN 1 ELSE 2 + a % 9 END, 'scale-abandoned-' || a, '[]',
+       'walker' || (a % 90000) || '@example.com', 4500, 'EUR',
        CASE WHEN a % 4 = 0 THEN 'failed' ELSE 'expired' END, now() - (a % 86400) * interval '1 minute',
        CASE a % 4 WHEN 1 THEN 'card_error' WHEN 2 THEN 'card_error' END,
        CASE a % 4 WHEN 1 THEN 'card_declined' WHEN 2 THEN 'payment_intent_authentication_failure' END,
