@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import audit, teams
+from . import audit, teams, ticket_lifecycle
 from .audit import Actor
 from .database import write_transaction
 from .extensions import db
@@ -218,13 +218,7 @@ def _decide(event: Event, scanned: Scanned, now: datetime) -> tuple[int | None, 
 def admit(ticket_id: int, now: datetime) -> bool:
     """The one conditional UPDATE that lets a ticket in: True for the one caller that
     changed it from valid to used."""
-    changed = db.session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.status == TicketStatus.VALID.value)
-        .values(status=TicketStatus.USED.value, checked_in_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return changed == 1
+    return ticket_lifecycle.admit(ticket_id, now)
 
 
 def _by_nonce(user_id: int | None, nonce: str) -> CheckIn | None:
@@ -295,12 +289,7 @@ def undo(event: Event, check_in_id: int, actor: Actor) -> Undone:
         if ticket.status != TicketStatus.USED.value or _latest_admission_id(ticket.id) != row.id:
             raise NothingToUndo()
         checked_in_at = ticket.checked_in_at
-        db.session.execute(
-            update(Ticket)
-            .where(Ticket.id == ticket.id, Ticket.status == TicketStatus.USED.value)
-            .values(status=TicketStatus.VALID.value, checked_in_at=None)
-            .execution_options(synchronize_session=False)
-        )
+        ticket_lifecycle.undo_admission(ticket.id)
         audit.record(
             actor,
             "check_in_undone",

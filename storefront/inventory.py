@@ -227,3 +227,39 @@ def set_event_capacity(event_id: int, capacity: int | None) -> None:
     if changed != 1:
         taken = db.session.execute(select(Event.sold + Event.held).where(Event.id == event_id)).scalar_one()
         raise CapacityBelowTaken(taken, field="capacity")
+
+
+_PUT_BACK_TICKET_TYPE = (
+    update(TicketType)
+    .where(TicketType.id == bindparam("ticket_type_id"), TicketType.sold >= bindparam("n", type_=Integer))
+    .values(sold=TicketType.sold - bindparam("n", type_=Integer))
+    .execution_options(synchronize_session=False)
+)
+_PUT_BACK_EVENT = (
+    update(Event)
+    .where(Event.id == bindparam("event_id"), Event.sold >= bindparam("n", type_=Integer))
+    .values(sold=Event.sold - bindparam("n", type_=Integer))
+    .execution_options(synchronize_session=False)
+)
+
+
+class NotSold(RuntimeError):
+    """``put_back`` was asked to return more than is sold: a bug above."""
+
+
+def put_back(quantities: Mapping[TicketType, int]) -> None:
+    """Return ``n`` sold tickets of each ticket type (and of its event) to stock: a
+    refunded or cancelled ticket back on sale. One conditional UPDATE per row, in
+    ``hold``'s lock order, never below zero (``NotSold``, the caller rolls back): a buyer
+    racing for the freed place is serialised on the row lock with it, so ``sold + held``
+    stays within capacity at every commit, for the type and the event."""
+    quantities = {tt: n for tt, n in quantities.items() if n}
+    if any(n < 0 for n in quantities.values()):
+        raise ValueError("put_back() takes positive quantities")
+    session = db.session
+    for tt in sorted(quantities, key=lambda t: t.id):
+        if session.execute(_PUT_BACK_TICKET_TYPE, {"ticket_type_id": tt.id, "n": quantities[tt]}).rowcount != 1:
+            raise NotSold(f"ticket type {tt.id}: fewer than {quantities[tt]} sold")
+    for event_id, n in sorted(_by_event(quantities).items()):
+        if session.execute(_PUT_BACK_EVENT, {"event_id": event_id, "n": n}).rowcount != 1:
+            raise NotSold(f"event {event_id}: fewer than {n} sold")

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
-
-from .extensions import db
-from .models import Order, OrderStatus, Ticket, TicketStatus
+from . import ticket_lifecycle
+from .models import Order, OrderStatus
 
 S = OrderStatus
 
@@ -65,9 +63,4 @@ def _void_valid_tickets(order_id: int) -> None:
     refund names an amount, not tickets: which to void is the organiser's call.) A refund
     that fails later does not make them valid again: the buyer was told they are void, and
     the organiser retries the refund."""
-    db.session.execute(
-        update(Ticket)
-        .where(Ticket.order_id == order_id, Ticket.status == TicketStatus.VALID.value)
-        .values(status=TicketStatus.VOID.value)
-        .execution_options(synchronize_session=False)
-    )
+    ticket_lifecycle.void_valid_of_order(order_id)

@@ -27,12 +27,12 @@ from datetime import datetime, timedelta
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from . import formatting, money, orders
+from . import formatting, inventory, money, orders, ticket_lifecycle
 from .audit import Actor, record
 from .database import write_transaction
 from .errors import StorefrontError
 from .extensions import db
-from .models import Event, Order, Refund, RefundStatus, utcnow
+from .models import Event, Order, Refund, RefundStatus, Ticket, TicketStatus, utcnow
 from .payments import gateway as gw
 
 log = logging.getLogger(__name__)
@@ -120,12 +120,31 @@ def _sum(order_id: int, statuses: tuple[str, ...]) -> int:
     ).scalar_one()
 
 
+def committed_minor(order_id: int) -> int:
+    return _sum(order_id, COMMITTED)
+
+
 def refundable_minor(order_id: int) -> int:
     order = db.session.get(Order, order_id)
     return orders.refundable_minor(order, _sum(order_id, COMMITTED))
 
 
-def request(order_id: int, amount_minor: int | None, reason: str, actor: Actor, now: datetime | None = None) -> int:
+class RefundsChangedMeanwhile(StorefrontError):
+    status = 409
+
+    def message(self) -> str:
+        return _("This order's refunds changed since you looked (a double click?): nothing more was refunded.")
+
+
+def request(
+    order_id: int,
+    amount_minor: int | None,
+    reason: str,
+    actor: Actor,
+    now: datetime | None = None,
+    *,
+    expect_committed_minor: int | None = None,
+) -> int:
     """Refund ``amount_minor`` of the order (all that is left when None), then ask Stripe.
     Returns the refund's id; raises ``NotRefundable`` or ``RefundAmountInvalid`` having
     changed nothing. Stripe unreachable leaves it ``requested`` (asked again later)."""
@@ -134,6 +153,9 @@ def request(order_id: int, amount_minor: int | None, reason: str, actor: Actor, 
         order = _lock_order(order_id)
         if not order.stripe_payment_intent_id or order.total_minor <= 0:
             raise NotRefundable()
+        # The confirm page's view of the order: a second click of its button finds it changed.
+        if expect_committed_minor is not None and _sum(order.id, COMMITTED) != expect_committed_minor:
+            raise RefundsChangedMeanwhile()
         refund_id = _new_refund(order, amount_minor, reason, actor, now)
     submit(refund_id)
     return refund_id
@@ -151,8 +173,55 @@ def request_locked(order_id: int, reason: str, actor: Actor, now: datetime) -> i
     return _new_refund(order, None, reason, actor, now)
 
 
+class NoTicketsChosen(StorefrontError):
+    field = "tickets"
+
+    def message(self) -> str:
+        return _("Choose at least one ticket of this order that is not void yet.")
+
+
+def request_for_tickets(
+    order_id: int, ticket_ids: list[int], put_back: bool, reason: str, actor: Actor, now: datetime | None = None
+) -> int:
+    """Refund the price of the chosen tickets, which become void (``ticket_lifecycle``)
+    and, with ``put_back``, return to stock (``inventory.put_back``), all in the order's
+    lock; then ask Stripe. A ticket already void, or not of the order, is refused
+    (``NoTicketsChosen``), so a double click refunds nothing twice."""
+    now = now or utcnow()
+    with write_transaction():
+        order = _lock_order(order_id)
+        if not order.stripe_payment_intent_id or order.total_minor <= 0:
+            raise NotRefundable()
+        chosen = list(
+            db.session.execute(
+                select(Ticket).where(
+                    Ticket.order_id == order.id, Ticket.id.in_(ticket_ids), Ticket.status != TicketStatus.VOID.value
+                )
+            ).scalars()
+        )
+        if not chosen or len(chosen) != len(set(ticket_ids)):
+            raise NoTicketsChosen()
+        amount = sum(t.price_minor for t in chosen)
+        refund_id = _new_refund(order, amount, reason, actor, now, tickets=[t.code for t in chosen], put_back=put_back)
+        voided = ticket_lifecycle.void_tickets([t.id for t in chosen])
+        if put_back:
+            counts: dict = {}
+            for t in chosen:
+                if t.id in voided:
+                    counts[t.ticket_type] = counts.get(t.ticket_type, 0) + 1
+            inventory.put_back(counts)
+    submit(refund_id)
+    return refund_id
+
+
 def _new_refund(
-    order: Order, amount_minor: int | None, reason: str, actor: Actor, now: datetime, retry_of: int | None = None
+    order: Order,
+    amount_minor: int | None,
+    reason: str,
+    actor: Actor,
+    now: datetime,
+    retry_of: int | None = None,
+    **more,
 ) -> int:
     """Inside the order's lock: the refund row and its audit entry."""
     left = orders.refundable_minor(order, _sum(order.id, COMMITTED))
@@ -182,7 +251,13 @@ def _new_refund(
         order.id,
         organiser_id=organiser_id,
         event_id=order.event_id,
-        after={"refund": refund.id, "amount_minor": amount, "currency": order.currency, "reason": refund.reason},
+        after={
+            "refund": refund.id,
+            "amount_minor": amount,
+            "currency": order.currency,
+            "reason": refund.reason,
+            **more,
+        },
     )
     log.info("order %s: refund %s of %s %s requested by %s", order.code, refund.id, amount, order.currency, actor.name)
     return refund.id

@@ -25,7 +25,7 @@ from storefront.admin import sessions
 from storefront.audit import Actor
 from storefront.database import write_transaction
 from storefront.extensions import db
-from storefront.models import Event, Organiser, Ticket, utcnow
+from storefront.models import Event, Organiser, Refund, Ticket, utcnow
 from storefront.staff_models import AuditEntry, Invitation, Membership, PasswordReset, Role, User
 
 from .factories import make_order
@@ -211,6 +211,8 @@ class World:
     away_invitation: Invitation
     ticket: Ticket  # of ``event``
     away_ticket: Ticket  # of ``away_event``
+    refund: Refund  # a failed refund of ``ticket``'s order
+    away_refund: Refund  # of ``away_ticket``'s order
 
 
 @functools.cache
@@ -302,6 +304,22 @@ def build_world() -> World:
     db.session.rollback()
     ticket = make_order(db.session.get(Event, event.id), [("Home", "Buyer")]).tickets[0]
     away_ticket = make_order(db.session.get(Event, away_event.id), [("Away", "Buyer")]).tickets[0]
+    refund_ids = []
+    with write_transaction():
+        for order_id, key in ((ticket.order_id, "home"), (away_ticket.order_id, "away")):
+            refund = Refund(
+                order_id=order_id,
+                amount_minor=100,
+                currency="EUR",
+                reason="test",
+                requested_by="test",
+                status="failed",
+                idempotency_key=f"world-{key}-{next(_seq)}",
+                failure_reason="expired_or_canceled_card",
+            )
+            db.session.add(refund)
+            db.session.flush()
+            refund_ids.append(refund.id)
     reread = {name: db.session.get(User, user.id) for name, user in users.items()}
     return World(
         organiser=db.session.get(Organiser, home.id),
@@ -318,6 +336,8 @@ def build_world() -> World:
         away_invitation=db.session.get(Invitation, away_invitation.id),
         ticket=db.session.get(Ticket, ticket.id),
         away_ticket=db.session.get(Ticket, away_ticket.id),
+        refund=db.session.get(Refund, refund_ids[0]),
+        away_refund=db.session.get(Refund, refund_ids[1]),
     )
 
 
@@ -332,9 +352,9 @@ URL_ARGUMENTS: dict[str, Callable[[World, str], object]] = {
     "invitation_id": lambda w, endpoint: w.invitation.id,
     "token": lambda w, endpoint: w.reset_token if endpoint == "admin.reset_password" else w.invitation_token,
     "ticket_code": lambda w, endpoint: w.ticket.code,
-    "order_code": lambda w, endpoint: w.ticket.order.code,
     "ticket_type_id": lambda w, endpoint: w.event.ticket_types[0].id,
     "order_code": lambda w, endpoint: w.ticket.order.code,
+    "refund_id": lambda w, endpoint: w.refund.id,
 }
 FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
     "event": lambda w: w.away_event.slug,
@@ -344,5 +364,5 @@ FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
     "order_code": lambda w: w.away_ticket.order.code,
     # Another organiser's ticket type inside our event's URL, and our other event's.
     "ticket_type_id": lambda w: w.away_event.ticket_types[0].id,
-    "order_code": lambda w: w.away_ticket.order.code,
+    "refund_id": lambda w: w.away_refund.id,
 }

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from storefront import attempts
 from storefront.database import write_transaction
 from storefront.extensions import db
-from storefront.models import AttemptStatus, Cart, CartStatus, PaymentAttempt, utcnow
+from storefront.models import AttemptStatus, Cart, CartStatus, PaymentAttempt, Ticket, TicketStatus, utcnow
 
 PAIRS = list(itertools.product(AttemptStatus, AttemptStatus))
 
@@ -96,7 +96,12 @@ def test_move_where_refuses_an_illegal_source_before_writing(app):
     assert _status(attempt_id) == "failed"
 
 
-LIFECYCLES = [("attempts", "attempt", "PaymentAttempt"), ("orders", "order", "Order"), ("refunds", "refund", "Refund")]
+LIFECYCLES = [
+    ("attempts", "attempt", "PaymentAttempt"),
+    ("orders", "order", "Order"),
+    ("refunds", "refund", "Refund"),
+    ("ticket_lifecycle", "ticket", "Ticket"),
+]
 
 
 def _writes_of_status(path: Path, hint: str, model: str) -> list[str]:
@@ -142,3 +147,27 @@ def test_the_scan_finds_a_stray_write(tmp_path):
         "    db.session.execute(update(PaymentAttempt).where(x).values(status='open'))\n"
     )
     assert len(_writes_of_status(stray, "attempt", "PaymentAttempt")) == 2
+
+
+TICKET_PAIRS = list(itertools.product(TicketStatus, TicketStatus))
+
+
+@pytest.mark.parametrize("current, to", TICKET_PAIRS, ids=[f"{a}->{b}" for a, b in TICKET_PAIRS])
+def test_ticket_moves_follow_the_table(app, current, to):
+    """``ticket_lifecycle`` refuses an illegal move before writing and makes a legal one."""
+    from storefront import ticket_lifecycle
+
+    from .factories import make_event, make_order
+
+    ticket = make_order(make_event(), ticket_status=current.value).tickets[0]
+    legal = to in ticket_lifecycle.TRANSITIONS[current]
+    if legal:
+        with write_transaction():
+            moved = ticket_lifecycle._move_where(Ticket.id == ticket.id, [current], to)
+        assert moved == [ticket.id]
+    else:
+        with pytest.raises(ticket_lifecycle.IllegalTicketTransition):
+            with write_transaction():
+                ticket_lifecycle._move_where(Ticket.id == ticket.id, [current], to)
+    db.session.expire_all()
+    assert db.session.get(Ticket, ticket.id).status == (to if legal else current).value
