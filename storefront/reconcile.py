@@ -215,3 +215,60 @@ def orders_without_paid_session() -> list[str]:
         if gateway.retrieve_checkout_session(session_id).payment_status != "paid":
             out.append(code)
     return out
+
+
+# --- the inbox: what a person sees and does with the items --------------------------------------
+
+
+class ItemNotOpen(Exception):
+    """The item was dealt with already (a double click, or another person)."""
+
+
+NOTE_MAX = 2000
+
+
+def open_items(event_ids) -> list[ReconcileItem]:
+    """Open items of the given events (a subquery of ids), newest first."""
+    return list(
+        db.session.execute(
+            select(ReconcileItem)
+            .where(ReconcileItem.status == OPEN, ReconcileItem.event_id.in_(event_ids))
+            .order_by(ReconcileItem.last_seen_at.desc(), ReconcileItem.id.desc())
+        ).scalars()
+    )
+
+
+def item_of(event_ids, item_id: int) -> ReconcileItem | None:
+    return db.session.execute(
+        select(ReconcileItem).where(ReconcileItem.id == item_id, ReconcileItem.event_id.in_(event_ids))
+    ).scalar_one_or_none()
+
+
+def last_runs(limit: int = 5) -> list[ReconcileRun]:
+    return list(db.session.execute(select(ReconcileRun).order_by(ReconcileRun.id.desc()).limit(limit)).scalars())
+
+
+def dismiss(item_id: int, note: str, actor, organiser_id: int) -> None:
+    """Close an open item with a person's note, under its row lock (a second click finds it
+    dismissed and raises ``ItemNotOpen``); audited in the same transaction."""
+    from . import audit
+
+    with write_transaction():
+        item = db.session.execute(
+            select(ReconcileItem).where(ReconcileItem.id == item_id).with_for_update()
+        ).scalar_one()
+        if item.status != OPEN:
+            raise ItemNotOpen()
+        item.status = DISMISSED
+        item.note = note
+        item.closed_at = utcnow()
+        audit.record(
+            actor,
+            "reconcile_item.dismiss",
+            "reconcile_item",
+            item.id,
+            organiser_id=organiser_id,
+            event_id=item.event_id,
+            before={"status": OPEN},
+            after={"status": DISMISSED, "note": note},
+        )

@@ -95,3 +95,54 @@ def test_a_paid_session_without_an_order_is_fixed_so_no_item_is_left(shop, sandb
     assert order_of(session_id) is not None and _items() == []
     run = db.session.get(ReconcileRun, report.run_id)
     assert run.fixed_count >= 1 and run.found_count == 0
+
+
+# --- the inbox in the admin -------------------------------------------------------------------
+
+
+def _inbox(app):
+    from .admin_support import build_world, reconcile_item_of, sign_in_as
+
+    world = build_world()
+    home_item, away_item = reconcile_item_of(world.other_event), reconcile_item_of(world.away_event)
+    client = app.test_client()
+    sign_in_as(client, world.users["manager"])
+    return world, client, home_item, away_item
+
+
+def test_the_inbox_lists_only_the_organisers_items_and_the_last_runs(app):
+    world, client, home_item, away_item = _inbox(app)
+    page = client.get("/admin/o/home/reconciliation")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert f"item-{home_item}" in body and f"item-{away_item}" not in body
+    assert "open_at_stripe" in body and "test" in body  # the run, started by "test"
+    # Another organiser's item cannot be acted on from inside our URLs.
+    refused = client.post(f"/admin/o/home/reconciliation/{away_item}/dismiss", data={"note": "not ours"})
+    assert refused.status_code == 404
+    assert db.session.get(ReconcileItem, away_item).status == "open"
+
+
+def test_dismiss_needs_a_note_is_audited_and_a_double_click_changes_nothing(app):
+    from storefront.staff_models import AuditEntry
+
+    world, client, home_item, _ = _inbox(app)
+    url = f"/admin/o/home/reconciliation/{home_item}/dismiss"
+    for bad in ({}, {"note": "   "}, {"note": "x" * 2001}):
+        answer = client.post(url, data=bad)
+        assert answer.status_code == 422, bad
+        db.session.rollback()
+        assert db.session.get(ReconcileItem, home_item).status == "open"
+    assert client.post("/admin/o/home/reconciliation/999999/dismiss", data={"note": "n"}).status_code == 404
+    first = client.post(url, data={"note": "refunded by hand in the Stripe dashboard"})
+    assert first.status_code in (302, 303)
+    second = client.post(url, data={"note": "again"})
+    assert second.status_code in (302, 303)
+    db.session.rollback()
+    item = db.session.get(ReconcileItem, home_item)
+    assert (item.status, item.note) == ("dismissed", "refunded by hand in the Stripe dashboard")
+    entries = (
+        db.session.execute(select(AuditEntry).where(AuditEntry.action == "reconcile_item.dismiss")).scalars().all()
+    )
+    assert len(entries) == 1 and entries[0].event_id == world.other_event.id
+    assert f"item-{home_item}" not in client.get("/admin/o/home/reconciliation").get_data(as_text=True)
