@@ -118,7 +118,7 @@ def init_app(app: Flask) -> None:
 
         from .reconcile import reconcile
 
-        report = reconcile(since=timedelta(hours=hours))
+        report = reconcile(since=timedelta(hours=hours), started_by="cli")
         for line in report.fixed:
             click.echo(f"fixed: {line}")
         for line in report.mismatches:

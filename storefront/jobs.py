@@ -269,7 +269,7 @@ def cancel_event_soon(cancellation_id: int) -> None:
 def _reconcile() -> None:
     from .reconcile import reconcile
 
-    report = reconcile(since=timedelta(hours=current_app.config["JOBS_RECONCILE_HOURS"]))
+    report = reconcile(since=timedelta(hours=current_app.config["JOBS_RECONCILE_HOURS"]), started_by="job")
     for line in report.fixed:
         log.warning("job reconcile: fixed: %s", line)
     for line in report.mismatches:

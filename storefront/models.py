@@ -386,6 +386,48 @@ class EventCancellation(db.Model):
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ReconcileRun(db.Model):
+    """One run of ``storefront.reconcile`` (the command, the periodic job or a manager's
+    button): global, as it looks at the whole shop's Stripe account."""
+
+    __tablename__ = "reconcile_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_by: Mapped[str] = mapped_column(String(254))  # "cli", "job", or a staff email
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    checked_count: Mapped[int] = mapped_column(Integer, default=0)
+    fixed_count: Mapped[int] = mapped_column(Integer, default=0)
+    found_count: Mapped[int] = mapped_column(Integer, default=0)
+    closed_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReconcileItem(db.Model):
+    """One mismatch reconcile found, for a person: the same (kind, Stripe id) found again is
+    this row again; ``storefront.reconcile`` owns ``status`` (open -> closed when its cause
+    went away, or dismissed / fulfilled / refunded by a person)."""
+
+    __tablename__ = "reconcile_items"
+    __table_args__ = (UniqueConstraint("kind", "stripe_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    stripe_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("payment_attempts.id"))
+    stripe_status: Mapped[str] = mapped_column(String(80), default="")
+    stripe_amount_minor: Mapped[int | None] = mapped_column(Integer)
+    stripe_currency: Mapped[str | None] = mapped_column(String(3))
+    ours: Mapped[str] = mapped_column(Text, default="")  # what we have, in words
+    first_run_id: Mapped[int] = mapped_column(ForeignKey("reconcile_runs.id"))
+    last_run_id: Mapped[int] = mapped_column(ForeignKey("reconcile_runs.id"))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 class CancellationOrder(db.Model):
     """One order dealt with by a cancellation run: written in the transaction that records
     its refund, so a run started again never refunds it twice. ``refund_id`` is the latest

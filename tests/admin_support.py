@@ -341,6 +341,32 @@ def build_world() -> World:
     )
 
 
+def reconcile_item_of(event: Event) -> int:
+    """An open reconciliation item of ``event`` (made on first use), for the item_id URLs."""
+    from storefront.models import ReconcileItem, ReconcileRun
+
+    found = db.session.execute(select(ReconcileItem.id).where(ReconcileItem.event_id == event.id)).scalar()
+    if found is not None:
+        return found
+    run = ReconcileRun(started_by="test")
+    db.session.add(run)
+    db.session.flush()
+    item = ReconcileItem(
+        kind="open_at_stripe",
+        stripe_id=f"cs_test_world_{event.id}",
+        status="open",
+        event_id=event.id,
+        stripe_status="open/unpaid",
+        ours="attempt is creating",
+        first_run_id=run.id,
+        last_run_id=run.id,
+        note="",
+    )
+    db.session.add(item)
+    db.session.commit()
+    return item.id
+
+
 # How the access tests fill each URL argument of an admin route: a new argument needs an
 # entry here (the tests fail for one they cannot fill). ``URL_ARGUMENTS`` gives a value the
 # home organiser's members act on; ``FOREIGN_ARGUMENTS`` the same kind of thing belonging
@@ -355,6 +381,8 @@ URL_ARGUMENTS: dict[str, Callable[[World, str], object]] = {
     "ticket_type_id": lambda w, endpoint: w.event.ticket_types[0].id,
     "order_code": lambda w, endpoint: w.ticket.order.code,
     "refund_id": lambda w, endpoint: w.refund.id,
+    # An item of the event the limited manager may see (items belong to their event).
+    "item_id": lambda w, endpoint: reconcile_item_of(w.other_event),
 }
 FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
     "event": lambda w: w.away_event.slug,
@@ -365,4 +393,5 @@ FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
     # Another organiser's ticket type inside our event's URL, and our other event's.
     "ticket_type_id": lambda w: w.away_event.ticket_types[0].id,
     "refund_id": lambda w: w.away_refund.id,
+    "item_id": lambda w: reconcile_item_of(w.away_event),
 }

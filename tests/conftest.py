@@ -26,6 +26,8 @@ REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 
 # Children before parents, for cleaning up between tests.
 TABLES = [
+    "reconcile_items",
+    "reconcile_runs",
     "attempt_events",
     "cancellation_orders",
     "event_cancellations",

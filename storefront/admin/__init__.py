@@ -32,6 +32,7 @@ from . import (  # noqa: E402,F401  (they register the routes)
     order_action_views,
     order_views,
     organiser_views,
+    reconcile_views,
     shared,
     ticket_views,
 )
