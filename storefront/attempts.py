@@ -17,6 +17,11 @@ Why the less obvious edges exist:
   session we had already given up on; fulfilment decides, as for any paid session.
 * processing → expired: Stripe's ``checkout.session.expired`` for a session whose bank
   debit we saw start is taken at its word.
+
+Every move also appends a row to the attempt's timeline (``AttemptEvent``, kind
+``moved``) in the same transaction: for ``move`` one more row in the caller's flush, for
+``move_where`` one INSERT of the rows its UPDATE returned. A failed try that leaves the
+status as it was is recorded by ``record_failed_try``.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from .extensions import db
-from .models import AttemptStatus, PaymentAttempt
+from .models import AttemptEvent, AttemptEventKind, AttemptStatus, PaymentAttempt
 
 S = AttemptStatus
 _PAID_ENDINGS = {S.PAID, S.REFUNDING, S.AMOUNT_MISMATCH}
@@ -61,6 +66,22 @@ def move(attempt: PaymentAttempt, to: AttemptStatus, now: datetime) -> None:
     """Move a loaded attempt (locked by the caller where a race matters) to ``to``."""
     if not may_move(attempt.status, to):
         raise IllegalAttemptTransition(attempt.status, to)
+    failed = to == S.FAILED
+    db.session.add(
+        AttemptEvent(
+            attempt=attempt,
+            created_at=now,
+            kind=AttemptEventKind.MOVED.value,
+            from_status=attempt.status,
+            to_status=to.value,
+            stripe_payment_intent_id=attempt.stripe_payment_intent_id,
+            # A failure recorded on the attempt as it ends (checkout's own errors) goes with it.
+            error_type=attempt.error_type if failed else None,
+            error_code=attempt.error_code if failed else None,
+            decline_code=attempt.decline_code if failed else None,
+            error_message=attempt.error_message if failed else None,
+        )
+    )
     attempt.status = to.value
     attempt.updated_at = now
 
@@ -73,9 +94,56 @@ def move_where(*criteria: Any, from_: Iterable[AttemptStatus], to: AttemptStatus
     for source in sources:
         if not may_move(source, to):
             raise IllegalAttemptTransition(source.value, to)
-    return db.session.execute(
+    moved = db.session.execute(
         update(PaymentAttempt)
         .where(*criteria, PaymentAttempt.status.in_([s.value for s in sources]))
         .values(status=to.value, updated_at=now, **values)
+        .returning(PaymentAttempt.id, PaymentAttempt.stripe_payment_intent_id)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ).all()
+    if moved:
+        # The UPDATE cannot say which source each row left: named when there was one.
+        from_status = sources[0].value if len(sources) == 1 else None
+        db.session.execute(
+            insert(AttemptEvent.__table__),
+            [
+                {
+                    "attempt_id": attempt_id,
+                    "created_at": now,
+                    "kind": AttemptEventKind.MOVED.value,
+                    "from_status": from_status,
+                    "to_status": to.value,
+                    "stripe_payment_intent_id": payment_intent_id,
+                    **{name: values.get(name) for name in _ERROR_FIELDS},
+                }
+                for attempt_id, payment_intent_id in moved
+            ],
+        )
+    return len(moved)
+
+
+_ERROR_FIELDS = ("error_type", "error_code", "decline_code", "error_message")
+
+
+def record_failed_try(attempt: PaymentAttempt, now: datetime, *, payment_intent_id: str | None, error: Any) -> None:
+    """One failed try inside the attempt's session (a decline, a failed 3-D Secure step, a
+    failed bank debit), as Stripe's ``last_payment_error`` reports it: recorded on the
+    attempt (its last failure) and appended to its timeline, in the caller's transaction.
+    The status does not move: the session stays open, the buyer may try again."""
+    if payment_intent_id:
+        attempt.stripe_payment_intent_id = payment_intent_id
+    # Stripe's last_payment_error: type, code, decline_code, message.
+    details = {name: getattr(error, name.removeprefix("error_"), None) for name in _ERROR_FIELDS}
+    if error is not None:
+        for name, value in details.items():
+            setattr(attempt, name, value)
+    attempt.updated_at = now
+    db.session.add(
+        AttemptEvent(
+            attempt=attempt,
+            created_at=now,
+            kind=AttemptEventKind.TRY_FAILED.value,
+            stripe_payment_intent_id=attempt.stripe_payment_intent_id,
+            **details,
+        )
+    )

@@ -196,6 +196,7 @@ def _start(token, email, names, success_url, cancel_url, now, shown_total=None) 
         if attempt is None:
             attempt = PaymentAttempt(
                 cart_id=cart.id,
+                event_id=event.id,
                 idempotency_key=f"checkout-cart{cart.id}-{digest}-{secrets.token_hex(4)}",
                 lines=json.dumps(lines),
                 buyer_email=email,

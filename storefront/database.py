@@ -58,10 +58,22 @@ def configure_engine(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+        # PostgreSQL's translate(), which SQLite lacks: the back office's search folds
+        # accents with it (storefront.order_search.fold).
+        dbapi_conn.create_function("translate", 3, _translate, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+
+
+def _translate(text: str | None, source: str | None, target: str | None) -> str | None:
+    """PostgreSQL's translate(text, from, to): each character of ``from`` becomes the one
+    at its place in ``to``, or goes when ``to`` is shorter."""
+    if text is None or source is None or target is None:
+        return None
+    table = {ord(a): (target[i] if i < len(target) else None) for i, a in reversed(list(enumerate(source)))}
+    return text.translate(table)
 
 
 @contextmanager

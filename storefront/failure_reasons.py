@@ -114,3 +114,23 @@ def explain(code: str | None, decline_code: str | None, message: str | None = No
 def of_attempt(attempt) -> Failure | None:
     """The last failure recorded on a ``PaymentAttempt`` (``checkout`` and ``stripe_events`` record it)."""
     return explain(attempt.error_code, attempt.decline_code, attempt.error_message)
+
+
+# For a query that filters attempts by reason (``storefront.order_search.reason_condition``,
+# which follows ``explain``'s order: a known decline code first, then a known code).
+
+
+def known_decline_codes() -> list[str]:
+    return sorted(_DECLINES)
+
+
+def known_codes() -> list[str]:
+    return sorted(_CODES)
+
+
+def decline_codes_of(reason: Reason) -> list[str]:
+    return sorted(code for code, (r, _words) in _DECLINES.items() if r == reason)
+
+
+def codes_of(reason: Reason) -> list[str]:
+    return sorted(code for code, (r, _words) in _CODES.items() if r == reason)

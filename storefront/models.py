@@ -236,10 +236,18 @@ class PaymentAttempt(db.Model):
     """One Checkout Session (or one try at creating it). Every attempt is kept."""
 
     __tablename__ = "payment_attempts"
-    __table_args__ = (CheckConstraint("amount_minor >= 0", name="amount_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        # The back office's attempts without an order, newest first (storefront.order_search).
+        Index("ix_payment_attempts_event_id_created_at_id", "event_id", "created_at", "id"),
+        Index("ix_payment_attempts_created_at_id", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
+    # The event its cart's tickets are of (set by checkout; migration 0012 filled in the
+    # older ones from their carts; None for a cart that was empty by then).
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     # The lines paid for, with attendee names:
     # [{ticket_type_id, name, quantity, unit_price_minor, attendees: [[first, last]]}]
@@ -272,11 +280,49 @@ class PaymentAttempt(db.Model):
     cart: Mapped[Cart] = relationship()
 
 
+class AttemptEventKind(enum.StrEnum):
+    """What one row of an attempt's timeline records: a move of its status (written by
+    ``storefront.attempts`` in the move's transaction), or one failed try inside its
+    session (a decline, a failed 3-D Secure step, a failed bank debit), which leaves the
+    status as it was (written by ``storefront.stripe_events``)."""
+
+    MOVED = "moved"
+    TRY_FAILED = "try_failed"
+
+
+class AttemptEvent(db.Model):
+    """One line of a payment attempt's timeline; append-only (triggers, migration 0012)."""
+
+    __tablename__ = "attempt_events"
+    __table_args__ = (Index("ix_attempt_events_attempt_id_id", "attempt_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("payment_attempts.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20))
+    # MOVED: from (None when one UPDATE moved rows out of several statuses) and to.
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    error_type: Mapped[str | None] = mapped_column(String(100))
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    decline_code: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    attempt: Mapped[PaymentAttempt] = relationship()
+
+
 class Order(db.Model):
     """Created by ``storefront.fulfilment`` only, one per paid Checkout Session."""
 
     __tablename__ = "orders"
-    __table_args__ = (CheckConstraint("total_minor >= 0 AND refunded_minor >= 0", name="amounts_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("total_minor >= 0 AND refunded_minor >= 0", name="amounts_not_negative"),
+        # The back office's order list, newest first, per event and across events
+        # (storefront.order_search; its expression indexes are in migration 0012 only).
+        Index("ix_orders_event_id_created_at_id", "event_id", "created_at", "id"),
+        Index("ix_orders_created_at_id", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)

@@ -243,13 +243,8 @@ def _payment_failed(pi) -> str:
         attempt = db.session.get(PaymentAttempt, raw)
         if attempt is None:
             return "unknown_attempt"
-        attempt.stripe_payment_intent_id = pi.id
-        if error is not None:
-            attempt.error_type = getattr(error, "type", None)
-            attempt.error_code = getattr(error, "code", None)
-            attempt.decline_code = getattr(error, "decline_code", None)
-            attempt.error_message = getattr(error, "message", None)
-        attempt.updated_at = utcnow()
+        # One row per failed try on its timeline, with Stripe's codes and message.
+        attempts.record_failed_try(attempt, utcnow(), payment_intent_id=pi.id, error=error)
     log.info(
         "attempt %s: payment failed (%s / %s)", raw, getattr(error, "code", None), getattr(error, "decline_code", None)
     )

@@ -333,6 +333,7 @@ URL_ARGUMENTS: dict[str, Callable[[World, str], object]] = {
     "token": lambda w, endpoint: w.reset_token if endpoint == "admin.reset_password" else w.invitation_token,
     "ticket_code": lambda w, endpoint: w.ticket.code,
     "ticket_type_id": lambda w, endpoint: w.event.ticket_types[0].id,
+    "order_code": lambda w, endpoint: w.ticket.order.code,
 }
 FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
     "event": lambda w: w.away_event.slug,
@@ -341,4 +342,5 @@ FOREIGN_ARGUMENTS: dict[str, Callable[[World], object]] = {
     "ticket_code": lambda w: w.away_ticket.code,
     # Another organiser's ticket type inside our event's URL, and our other event's.
     "ticket_type_id": lambda w: w.away_event.ticket_types[0].id,
+    "order_code": lambda w: w.away_ticket.order.code,
 }

@@ -26,6 +26,7 @@ REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 
 # Children before parents, for cleaning up between tests.
 TABLES = [
+    "attempt_events",
     "refunds",
     "check_ins",
     "audit_entries",
@@ -187,7 +188,7 @@ def make_app(url: str, **overrides):
 
 
 # They refuse UPDATE and DELETE by their triggers; only the tests' cleaning gets past them.
-APPEND_ONLY = {"audit_entries", "check_ins"}
+APPEND_ONLY = {"audit_entries", "check_ins", "attempt_events"}
 
 
 def _delete_append_only(conn, table: str) -> None:

@@ -28,6 +28,7 @@ from . import (  # noqa: E402,F401  (they register the routes)
     door_views,
     event_views,
     member_views,
+    order_views,
     organiser_views,
     shared,
     ticket_views,
