@@ -27,6 +27,7 @@ from . import (  # noqa: E402,F401  (they register the routes)
     auth_views,
     door_views,
     event_views,
+    export_views,
     member_views,
     order_views,
     organiser_views,
