@@ -374,6 +374,7 @@ def reconcile_item_of(event: Event) -> int:
 URL_ARGUMENTS: dict[str, Callable[[World, str], object]] = {
     "organiser": lambda w, endpoint: w.organiser.slug,
     "event": lambda w, endpoint: w.event.slug,
+    "kind": lambda w, endpoint: "orders",
     "membership_id": lambda w, endpoint: w.target.id,
     "invitation_id": lambda w, endpoint: w.invitation.id,
     "token": lambda w, endpoint: w.reset_token if endpoint == "admin.reset_password" else w.invitation_token,

@@ -28,6 +28,7 @@ from . import (  # noqa: E402,F401  (they register the routes)
     cancellation_views,
     door_views,
     event_views,
+    export_views,
     member_views,
     order_action_views,
     order_views,

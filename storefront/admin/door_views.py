@@ -11,15 +11,13 @@ every other page denies.
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
 from zoneinfo import ZoneInfo
 
 from flask import Response, flash, make_response, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from .. import check_in, htmx, http_security, limits, teams
+from .. import check_in, csv_export, htmx, http_security, limits, teams
 from ..errors import TooManyRequests
 from ..models import utcnow
 from ..parsing import db_id
@@ -236,13 +234,6 @@ def door_status_words() -> dict[str, str]:
     }
 
 
-def _cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: a leading = + - @ (or tab, CR) would start a
-    formula there, so such a value gets a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.get("/o/<organiser>/events/<event>/door/list.csv")
 @requires(Permission.CHECK_IN, event=True)
 def door_list_csv(access):
@@ -251,39 +242,36 @@ def door_list_csv(access):
         return refusal
     event = access.event
     admissions = check_in.latest_admissions([t.id for t in tickets])
-    out = io.StringIO()
-    out.write("\ufeff")  # spreadsheets then read the file as UTF-8 (non-Latin names)
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            _("Last name"),
-            _("First name"),
-            _("Ticket type"),
-            _("Ticket code"),
-            _("Order"),
-            _("Status"),
-            _("Checked in (%(zone)s)", zone=event.timezone),
-            _("Door"),
-        ]
-    )
+    header = [
+        _("Last name"),
+        _("First name"),
+        _("Ticket type"),
+        _("Ticket code"),
+        _("Order"),
+        _("Status"),
+        _("Checked in (%(zone)s)", zone=event.timezone),
+        _("Door"),
+    ]
     words = door_status_words()
     zone = ZoneInfo(event.timezone)
-    for ticket in tickets:
-        admission = admissions.get(ticket.id)
-        writer.writerow(
-            [
-                _cell(ticket.attendee_last_name),
-                _cell(ticket.attendee_first_name),
-                _cell(ticket.ticket_type.name),
+
+    def rows():
+        for ticket in tickets:
+            admission = admissions.get(ticket.id)
+            yield [
+                ticket.attendee_last_name,
+                ticket.attendee_first_name,
+                ticket.ticket_type.name,
                 format_ticket_code(ticket.code),
                 ticket.order.code,
                 words[check_in.door_status(ticket)],
                 ticket.checked_in_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if ticket.checked_in_at else "",
-                _cell(admission.door) if admission is not None and ticket.checked_in_at else "",
+                admission.door if admission is not None and ticket.checked_in_at else "",
             ]
-        )
+
+    body = csv_export.render(header, rows())
     check_in.record_export(event, "csv", len(tickets), sessions.actor())
-    response = make_response(out.getvalue())
+    response = make_response(body)
     response.mimetype = "text/csv"
     response.charset = "utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="door-list-{event.slug}.csv"'
