@@ -5,30 +5,15 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-
 from storefront import order_search
 from storefront.extensions import db
 
-# Expression indexes the models cannot describe on both backends: PostgreSQL's only,
-# made by their migration, and checked by their own test (tests/test_order_search.py).
-POSTGRESQL_EXPRESSION_INDEXES = {
-    "ix_orders_buyer_email_lower",
-    "ix_tickets_attendee_first_last_folded",
-    "ix_tickets_attendee_last_first_folded",
-}
-
-
-def _compared(obj, name, type_, reflected, compare_to):
-    return not (type_ == "index" and reflected and name in POSTGRESQL_EXPRESSION_INDEXES)
+from .migration_support import schema_diff
 
 
 def test_migrated_schema_matches_the_models(app):
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": _compared})
-        diff = compare_metadata(context, db.metadata)
-    assert diff == []
+        assert schema_diff(conn) == []
 
 
 def test_the_search_indexes_fold_as_the_search_does():
