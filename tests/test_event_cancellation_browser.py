@@ -22,11 +22,11 @@ from .test_event_cancellation import CARD_REFUND_FAILS, orders_of_one_event
 pytestmark = pytest.mark.browser
 
 
+# One backend is enough for the screenshots; the run itself is proven on both (test_event_cancellation.py).
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_an_owner_cancels_an_event_and_watches_its_refunds(shop, sandbox, browser, backend):
     from playwright.sync_api import expect
 
-    if backend != "sqlite":
-        pytest.skip("one backend is enough for the screenshots")
     event, orders = orders_of_one_event(shop, sandbox, [CARD_OK, CARD_OK, CARD_REFUND_FAILS])
     add_member(make_user("owner-cancels@example.com"), event.organiser, Role.OWNER)
     context = browser.new_context(viewport=DESKTOP, locale="en-GB")

@@ -31,6 +31,7 @@ from storefront.staff_models import Role
 
 from .admin_support import add_member, make_event_of, make_organiser, make_user, sign_in_as
 from .factories import make_order
+from .sandbox_support import FAKE_LIVE_KEY
 
 
 def _at(order: Order, when) -> None:
@@ -281,7 +282,7 @@ def test_the_reason_filter_agrees_with_explain(app):
 @pytest.mark.parametrize(
     "payments, link",
     [
-        ({"STRIPE_SECRET_KEY": "sk_live_abc", "STRIPE_API_BASE": None}, "https://dashboard.stripe.com/payments/pi_1"),
+        ({"STRIPE_SECRET_KEY": FAKE_LIVE_KEY, "STRIPE_API_BASE": None}, "https://dashboard.stripe.com/payments/pi_1"),
         (
             {"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_API_BASE": None},
             "https://dashboard.stripe.com/test/payments/pi_1",
