@@ -153,16 +153,22 @@ def sell(quantities: Mapping[TicketType, int]) -> None:
     held, so ``sold`` can only grow out of stock that was within capacity already;
     ``sold + held`` does not change. Same lock order as ``hold``.
     """
+    _move_each(quantities, "sell", _SELL_TICKET_TYPE, _SELL_EVENT, NotHeld, "held")
+
+
+def _move_each(quantities, name: str, per_type, per_event, refused: type[Exception], counter: str) -> None:
+    """Run a conditional UPDATE per ticket type, then per event, in ``hold``'s lock order;
+    ``refused`` when one finds fewer than ``n`` in ``counter`` (the caller rolls back)."""
     quantities = {tt: n for tt, n in quantities.items() if n}
     if any(n < 0 for n in quantities.values()):
-        raise ValueError("sell() takes positive quantities")
+        raise ValueError(f"{name}() takes positive quantities")
     session = db.session
     for tt in sorted(quantities, key=lambda t: t.id):
-        if session.execute(_SELL_TICKET_TYPE, {"ticket_type_id": tt.id, "n": quantities[tt]}).rowcount != 1:
-            raise NotHeld(f"ticket type {tt.id}: fewer than {quantities[tt]} held")
+        if session.execute(per_type, {"ticket_type_id": tt.id, "n": quantities[tt]}).rowcount != 1:
+            raise refused(f"ticket type {tt.id}: fewer than {quantities[tt]} {counter}")
     for event_id, n in sorted(_by_event(quantities).items()):
-        if session.execute(_SELL_EVENT, {"event_id": event_id, "n": n}).rowcount != 1:
-            raise NotHeld(f"event {event_id}: fewer than {n} held")
+        if session.execute(per_event, {"event_id": event_id, "n": n}).rowcount != 1:
+            raise refused(f"event {event_id}: fewer than {n} {counter}")
 
 
 _TICKET_TYPE_LEFT = (
@@ -253,13 +259,4 @@ def put_back(quantities: Mapping[TicketType, int]) -> None:
     ``hold``'s lock order, never below zero (``NotSold``, the caller rolls back): a buyer
     racing for the freed place is serialised on the row lock with it, so ``sold + held``
     stays within capacity at every commit, for the type and the event."""
-    quantities = {tt: n for tt, n in quantities.items() if n}
-    if any(n < 0 for n in quantities.values()):
-        raise ValueError("put_back() takes positive quantities")
-    session = db.session
-    for tt in sorted(quantities, key=lambda t: t.id):
-        if session.execute(_PUT_BACK_TICKET_TYPE, {"ticket_type_id": tt.id, "n": quantities[tt]}).rowcount != 1:
-            raise NotSold(f"ticket type {tt.id}: fewer than {quantities[tt]} sold")
-    for event_id, n in sorted(_by_event(quantities).items()):
-        if session.execute(_PUT_BACK_EVENT, {"event_id": event_id, "n": n}).rowcount != 1:
-            raise NotSold(f"event {event_id}: fewer than {n} sold")
+    _move_each(quantities, "put_back", _PUT_BACK_TICKET_TYPE, _PUT_BACK_EVENT, NotSold, "sold")
