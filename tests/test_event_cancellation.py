@@ -306,3 +306,26 @@ def test_a_retry_that_dies_before_asking_stripe_leaves_the_run_on_the_new_refund
     refunds.submit(retried.id)
     refunds.submit(retried.id)
     assert len(at_stripe(order)) == 2
+
+
+def test_cancelling_from_the_admin_with_a_real_consumer_refunds_every_order_once(shop, sandbox):
+    from .jobs_support import running_jobs
+
+    event, orders = orders_of_one_event(shop, sandbox, [CARD_OK, CARD_OK, CARD_OK])
+    owner = make_user("owner-consumer@example.com")
+    add_member(owner, event.organiser, Role.OWNER)
+    client = shop.test_client()
+    sign_in_as(client, owner)
+    base = f"/admin/o/{event.organiser.slug}/events/{event.slug}"
+    with running_jobs(shop, workers=2):
+        assert client.post(f"{base}/cancel").status_code == 303  # enqueues jobs.cancel_event
+        assert client.post(f"{base}/cancel").status_code == 303  # a double click enqueues nothing more
+        run_id = cancellations.of_event(event.id).id
+
+        def finished():
+            db.session.rollback()
+            return cancellations.progress(run_id).finished
+
+        wait_until(finished, what="the worker to finish the cancellation run")
+    assert [len(at_stripe(o)) for o in orders] == [1, 1, 1]
+    assert statuses(orders) == ["refunded"] * 3
