@@ -73,6 +73,13 @@ SELECT i, 'SC' || i, md5('tok' || i) || md5('tok2' || i), 'cs_test_scale_' || i,
        'EUR', at
 FROM o;
 
+-- What the carts held: the order's line, and one ticket of an event for each abandoned cart.
+INSERT INTO cart_items (cart_id, ticket_type_id, quantity)
+SELECT i, (event_id - 1) * 3 + t, n FROM o;
+INSERT INTO cart_items (cart_id, ticket_type_id, quantity)
+SELECT c, (CASE WHEN c % 10 < 6 THEN 0 ELSE 1 + c % 9 END) * 3 + 1 + c % 3, 1
+FROM generate_series(:orders + 1, :orders + :abandoned) c;
+
 INSERT INTO tickets (order_id, ticket_type_id, attendee_first_name, attendee_last_name, price_minor, secret, code,
                      status)
 SELECT i, (event_id - 1) * 3 + t,
@@ -234,7 +241,7 @@ def _seed(app, args) -> None:
             conn.exec_driver_sql("VACUUM ANALYZE")
         counts = {
             t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-            for t in ("orders", "tickets", "payment_attempts", "carts", "refunds")
+            for t in ("orders", "tickets", "payment_attempts", "carts", "cart_items", "refunds")
         }
         db.session.remove()
         db.engine.dispose()
