@@ -40,13 +40,13 @@ def _nice_max(value: int) -> int:
 
 def bar_chart(chart_id: str, title: str, bars: Sequence[Bar]) -> Markup:
     """Horizontal bars, one per row, the label on the left and the value at the bar's end."""
-    width, label_w, row_h, pad = 640, 200, 28, 8
+    width, label_w, row_h, pad = 560, 250, 30, 8
     height = pad * 2 + row_h * max(len(bars), 1)
     top = _nice_max(max((b.value for b in bars), default=0))
-    plot_w = width - label_w - 70
+    plot_w = width - label_w - 60
     parts = [
         f'<svg class="chart chart-bars" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{chart_id}-title"'
-        f' xmlns="http://www.w3.org/2000/svg" {_FONT} font-size="13">',
+        f' xmlns="http://www.w3.org/2000/svg" {_FONT} font-size="15">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
     ]
     for i, bar in enumerate(bars):
@@ -67,8 +67,8 @@ def stacked_chart(
 ) -> Markup:
     """Vertical bars over time, one per bucket, stacked by series, with a legend below.
     ``labels``: one per bucket (about eight are written on the axis)."""
-    width, left, right, top_pad, plot_h, axis_h = 720, 48, 12, 12, 220, 28
-    legend_rows = (len(series) + 2) // 3
+    width, left, right, top_pad, plot_h, axis_h = 600, 40, 12, 12, 220, 30
+    legend_rows = (len(series) + 1) // 2
     height = top_pad + plot_h + axis_h + 22 * legend_rows + 8
     n = max(len(labels), 1)
     totals = [sum(values[i] for _name, values in series) for i in range(len(labels))]
@@ -79,7 +79,7 @@ def stacked_chart(
     base = top_pad + plot_h
     parts = [
         f'<svg class="chart chart-stacked" viewBox="0 0 {width} {height}" role="img"'
-        f' aria-labelledby="{chart_id}-title" xmlns="http://www.w3.org/2000/svg" {_FONT} font-size="12">',
+        f' aria-labelledby="{chart_id}-title" xmlns="http://www.w3.org/2000/svg" {_FONT} font-size="14">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
     ]
     for fraction in (0, 0.5, 1):
@@ -100,15 +100,15 @@ def stacked_chart(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}"'
                 f' fill="{PALETTE[s % len(PALETTE)]}"/>'
             )
-    every = max(1, -(-len(labels) // 8))
+    every = max(1, -(-len(labels) // 6))
     for i in range(0, len(labels), every):
         x = left + i * slot + slot / 2
         parts.append(
             f'<text x="{x:.1f}" y="{base + 18}" text-anchor="middle" fill="#4b5563">{escape(labels[i])}</text>'
         )
     for s, (name, _values) in enumerate(series):
-        row, col = divmod(s, 3)
-        x = left + col * (plot_w / 3)
+        row, col = divmod(s, 2)
+        x = left + col * (plot_w / 2)
         y = base + axis_h + row * 22 + 8
         parts.append(
             f'<rect x="{x:.1f}" y="{y}" width="12" height="12" fill="{PALETTE[s % len(PALETTE)]}"/>'

@@ -241,6 +241,15 @@ class PaymentAttempt(db.Model):
         # The back office's attempts without an order, newest first (storefront.order_search).
         Index("ix_payment_attempts_event_id_created_at_id", "event_id", "created_at", "id"),
         Index("ix_payment_attempts_created_at_id", "created_at", "id"),
+        # The payments dashboard counts attempts by outcome from this index alone (storefront.reports).
+        Index(
+            "ix_payment_attempts_event_id_created_at_outcome",
+            "event_id",
+            "created_at",
+            "status",
+            "error_code",
+            "decline_code",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
