@@ -27,12 +27,13 @@ class Bar:
 
 
 def _nice_max(value: int) -> int:
-    """The axis' top: 1, 2 or 5 times a power of ten, at least ``value``."""
-    if value <= 0:
-        return 1
+    """The axis' top: 2, 4, 6, 8 or 10 times a power of ten, at least ``value`` (even, so the
+    half-way line is a whole number)."""
+    if value <= 2:
+        return 2
     step = 1
     while True:
-        for factor in (1, 2, 5):
+        for factor in (2, 4, 6, 8, 10):
             if step * factor >= value:
                 return step * factor
         step *= 10

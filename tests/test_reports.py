@@ -287,5 +287,7 @@ def test_charts_escape_names_and_carry_their_title():
     assert 'role="img" aria-labelledby="c-title"' in svg and '<title id="c-title">Sold &lt;per&gt; day</title>' in svg
     assert "<script>" not in svg and "&lt;script&gt;VIP" in svg
     assert "style=" not in svg  # the Content-Security-Policy forbids inline styles
+    # The axis: the tallest bar is 5, so the top is 6 and the half-way line 3 (whole numbers).
+    assert ">6</text>" in svg and ">3</text>" in svg and ">0</text>" in svg
     bars = charts.bar_chart("b", "Funnel", [charts.Bar("Carts", 10, "10"), charts.Bar("Paid", 0, "0")])
     assert bars.count("<rect") == 2 and 'aria-labelledby="b-title"' in bars
