@@ -49,8 +49,9 @@ SELECT (e - 1) * 3 + t, e, (ARRAY['Standing', 'Seated', 'VIP'])[t], '', (ARRAY[3
 FROM generate_series(1, 10) e, generate_series(1, 3) t;
 
 -- Carts 1..N are the orders' (converted); N+1..N+A the abandoned ones (expired).
-INSERT INTO carts (id, token, status, expires_at, created_at, updated_at)
-SELECT c, md5('cart' || c) || md5('cart2' || c), CASE WHEN c <= :orders THEN 'converted' ELSE 'expired' END,
+INSERT INTO carts (id, token, event_id, status, expires_at, created_at, updated_at)
+SELECT c, md5('cart' || c) || md5('cart2' || c), CASE WHEN c % 10 < 6 THEN 1 ELSE 2 + c % 9 END,
+       CASE WHEN c <= :orders THEN 'converted' ELSE 'expired' END,
        now() - (c % 86400) * interval '1 minute', now() - (c % 86400) * interval '1 minute',
        now() - (c % 86400) * interval '1 minute'
 FROM generate_series(1, :orders + :abandoned) c;
