@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import update
@@ -107,8 +108,13 @@ def world(app):
     return organiser, event, owner
 
 
+def _today(timezone: str) -> date:
+    """Today where the dashboard counts days (UTC's date is another one near midnight)."""
+    return utcnow().astimezone(ZoneInfo(timezone)).date()
+
+
 def _last_30_days(timezone="Europe/Paris") -> reports.Period:
-    return reports.preset("30", timezone, utcnow().date())
+    return reports.preset("30", timezone, _today(timezone))
 
 
 def test_the_numbers_of_an_event(app, world, client):
@@ -169,7 +175,7 @@ def test_currencies_are_never_added_and_yen_have_no_decimals(world, client):
     make_order(yen_event, [("A", "B"), ("C", "D")])  # ¥2,000
     make_order(euro_event)
     # Organiser-wide: two timezones, so days are UTC; one line per currency.
-    found = reports.report([euro_event.id, yen_event.id], reports.preset("30", "UTC", utcnow().date()), utcnow())
+    found = reports.report([euro_event.id, yen_event.id], reports.preset("30", "UTC", _today("UTC")), utcnow())
     assert [(m.currency, m.orders, m.gross_minor, m.average_minor) for m in found.money] == [
         ("EUR", 1, 2500, 2500),
         ("JPY", 2, 3000, 1500),
@@ -177,7 +183,7 @@ def test_currencies_are_never_added_and_yen_have_no_decimals(world, client):
     assert reports.timezone_of([euro_event.id, yen_event.id]) == "UTC"
     assert reports.timezone_of([yen_event.id]) == "Asia/Tokyo"
     make_order(yen_event)  # ¥4,000 over three orders: ¥1,333.33 is ¥1,333
-    again = reports.report([yen_event.id], reports.preset("30", "Asia/Tokyo", utcnow().date()), utcnow())
+    again = reports.report([yen_event.id], reports.preset("30", "Asia/Tokyo", _today("Asia/Tokyo")), utcnow())
     assert again.money[0].average_minor == 1333
 
     sign_in_as(client, owner)
@@ -231,7 +237,7 @@ def test_presets_and_all_time(world, client):
     _at(old, utcnow() - timedelta(days=45))
     recent = make_order(event)
     _at(recent, utcnow() - timedelta(days=3))
-    today = utcnow().date()
+    today = _today("Europe/Paris")
     assert reports.report([event.id], reports.preset("30", "Europe/Paris", today), utcnow()).money[0].orders == 1
     assert reports.report([event.id], reports.preset("7", "Europe/Paris", today), utcnow()).money[0].orders == 1
     everything = reports.report([event.id], reports.preset("all", "Europe/Paris", today), utcnow())
