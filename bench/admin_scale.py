@@ -49,8 +49,9 @@ SELECT (e - 1) * 3 + t, e, (ARRAY['Standing', 'Seated', 'VIP'])[t], '', (ARRAY[3
 FROM generate_series(1, 10) e, generate_series(1, 3) t;
 
 -- Carts 1..N are the orders' (converted); N+1..N+A the abandoned ones (expired).
-INSERT INTO carts (id, token, status, expires_at, created_at, updated_at)
-SELECT c, md5('cart' || c) || md5('cart2' || c), CASE WHEN c <= :orders THEN 'converted' ELSE 'expired' END,
+INSERT INTO carts (id, token, event_id, status, expires_at, created_at, updated_at)
+SELECT c, md5('cart' || c) || md5('cart2' || c), CASE WHEN c % 10 < 6 THEN 1 ELSE 2 + c % 9 END,
+       CASE WHEN c <= :orders THEN 'converted' ELSE 'expired' END,
        now() - (c % 86400) * interval '1 minute', now() - (c % 86400) * interval '1 minute',
        now() - (c % 86400) * interval '1 minute'
 FROM generate_series(1, :orders + :abandoned) c;
@@ -72,6 +73,13 @@ SELECT i, 'SC' || i, md5('tok' || i) || md5('tok2' || i), 'cs_test_scale_' || i,
        n * (ARRAY[3000, 4500, 12000])[t], CASE WHEN i % 33 = 0 THEN n * (ARRAY[3000, 4500, 12000])[t] ELSE 0 END,
        'EUR', at
 FROM o;
+
+-- What the carts held: the order's line, and one ticket of an event for each abandoned cart.
+INSERT INTO cart_items (cart_id, ticket_type_id, quantity)
+SELECT i, (event_id - 1) * 3 + t, n FROM o;
+INSERT INTO cart_items (cart_id, ticket_type_id, quantity)
+SELECT c, (CASE WHEN c % 10 < 6 THEN 0 ELSE 1 + c % 9 END) * 3 + 1 + c % 3, 1
+FROM generate_series(:orders + 1, :orders + :abandoned) c;
 
 INSERT INTO tickets (order_id, ticket_type_id, attendee_first_name, attendee_last_name, price_minor, secret, code,
                      status)
@@ -234,7 +242,7 @@ def _seed(app, args) -> None:
             conn.exec_driver_sql("VACUUM ANALYZE")
         counts = {
             t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-            for t in ("orders", "tickets", "payment_attempts", "carts", "refunds")
+            for t in ("orders", "tickets", "payment_attempts", "carts", "cart_items", "refunds")
         }
         db.session.remove()
         db.engine.dispose()

@@ -411,6 +411,7 @@ def _add(token: str | None, event_slug: str, wanted: Mapping[int, int], now: dat
             insert(Cart.__table__)
             .values(
                 token=token,
+                event_id=event.id,
                 status=CartStatus.ACTIVE.value,
                 expires_at=now + hold_duration(),
                 created_at=now,

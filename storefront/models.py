@@ -153,11 +153,18 @@ class Cart(db.Model):
     """A browser's cart. While active and not past ``expires_at``, its items are held."""
 
     __tablename__ = "carts"
-    # The sweep looks for active carts past their time.
-    __table_args__ = (Index("ix_carts_status_expires_at", "status", "expires_at"),)
+    __table_args__ = (
+        # The sweep looks for active carts past their time.
+        Index("ix_carts_status_expires_at", "status", "expires_at"),
+        # The payments dashboard's funnel counts an event's carts of a period (storefront.reports).
+        Index("ix_carts_event_id_created_at", "event_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
+    # The event whose page created the cart (its first ticket's); a cart holds one event's
+    # tickets at a time. None for carts older than migration 0015 that held nothing.
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
     status: Mapped[str] = mapped_column(String(20), default=CartStatus.ACTIVE.value)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -241,6 +248,15 @@ class PaymentAttempt(db.Model):
         # The back office's attempts without an order, newest first (storefront.order_search).
         Index("ix_payment_attempts_event_id_created_at_id", "event_id", "created_at", "id"),
         Index("ix_payment_attempts_created_at_id", "created_at", "id"),
+        # The payments dashboard counts attempts by outcome from this index alone (storefront.reports).
+        Index(
+            "ix_payment_attempts_event_id_created_at_outcome",
+            "event_id",
+            "created_at",
+            "status",
+            "error_code",
+            "decline_code",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

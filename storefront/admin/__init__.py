@@ -34,6 +34,7 @@ from . import (  # noqa: E402,F401  (they register the routes)
     order_views,
     organiser_views,
     reconcile_views,
+    report_views,
     shared,
     ticket_views,
 )
