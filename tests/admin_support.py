@@ -81,7 +81,7 @@ def make_event_of(organiser: Organiser, title: str | None = None, **fields) -> E
             venue="Test Hall",
             starts_at=fields.pop("starts_at", utcnow() + timedelta(days=30)),
             timezone=fields.pop("timezone", "Europe/Paris"),
-            currency="EUR",
+            currency=fields.pop("currency", "EUR"),
             status=EventStatus.PUBLISHED.value,
             **fields,
         )
