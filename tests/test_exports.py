@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -396,3 +397,27 @@ def test_an_abandoned_download_closes_its_cursor_and_connection(app, shop):
     assert conn.closed
     if db.engine.dialect.name == "postgresql":
         assert cursor.closed
+
+
+def test_the_event_page_links_every_export_for_members_who_read_orders(app, shop):
+    _event, _owner, door = shop
+    (viewer,) = quick_users("viewer@hall.example")
+    add_member(viewer, db.session.get(Organiser, _event.organiser_id), Role.VIEWER)
+    client = client_as(app, viewer)
+    page = client.get("/admin/o/hall/events/tonight")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    section = html[html.index('<section class="admin-exports"') :]
+    section = section[: section.index("</section>")]
+    links = re.findall(r'href="([^"]+)">([^<]+)</a>', section)
+    assert links == [
+        (f"{BASE}/orders.csv", "Orders"),
+        (f"{BASE}/attendees.csv", "Attendees (door list)"),
+        (f"{BASE}/attempts.csv", "Payment attempts"),
+        (f"{BASE}/refunds.csv", "Refunds"),
+    ]
+    assert "Europe/Paris" in section
+    for href, _label in links:
+        table_of(client.get(href))
+    # The door's role has no VIEW_ORDERS: no event page, no exports (its own door list only).
+    assert client_as(app, door).get("/admin/o/hall/events/tonight").status_code == 404
