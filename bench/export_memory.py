@@ -7,7 +7,9 @@ its tickets, paid and declined attempts and refunds. Then each measurement runs 
 process of its own, through the app (Flask test client, ``buffered=False``, signed in as the
 owner): it first exports the same kind of a near-empty event (imports, templates, pool: what
 any export costs once), notes its peak RSS, streams the export of the event measured to the
-end, reading it chunk by chunk as a download would, and reports its peak RSS again. A baseline
+end, reading it chunk by chunk as a download would, and reports its peak RSS again, and the
+largest resident set sampled while streaming against the one before (the warm-up's peak
+could hide a growth below it). A baseline
 child does the warm-up only. ``--before DIR`` measures another checkout's orders export the
 same way (e.g. one extracted with ``git archive``), to compare with the code before a change.
 
@@ -97,14 +99,25 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
-def _stream(client, path: str) -> tuple[int, int, int]:
+def _rss_mb() -> float:
+    """The resident set now (``ru_maxrss`` is the peak since the start, which the warm-up may hold)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def _stream(client, path: str) -> tuple[int, int, int, float]:
+    """Status, lines, bytes, and the largest resident set seen while reading (every 1,000 lines)."""
     response = client.get(path, buffered=False)
     size = lines = 0
-    for chunk in response.response:
+    largest = _rss_mb()
+    for n, chunk in enumerate(response.response):
         size += len(chunk)
         lines += chunk.count(b"\n")
+        if n % 1000 == 0:
+            largest = max(largest, _rss_mb())
     response.close()
-    return response.status_code, lines, size
+    return response.status_code, lines, size, max(largest, _rss_mb())
 
 
 def _child(args) -> int:
@@ -117,18 +130,21 @@ def _child(args) -> int:
     with app.test_request_context():
         warm_path = url_for("admin.event_export", organiser="scale", event=WARM, kind=warm_kind)
         path = url_for("admin.event_export", organiser="scale", event=slug, kind=kind) if slug else None
-    status, _lines, _size = _stream(client, warm_path)
+    status, _lines, _size, _largest = _stream(client, warm_path)
     assert status == 200, (warm_path, status)
     warm = _peak_mb()
     import storefront
 
+    now = _rss_mb()
     result = {"what": args.child, "code": storefront.__file__, "warm_mb": round(warm), "peak_mb": round(warm)}
+    result.update(rss_before_mb=round(now), rss_during_mb=round(now))
     if path:
         started = time.perf_counter()
-        status, lines, size = _stream(client, path)
+        status, lines, size, largest = _stream(client, path)
         assert status == 200, (path, status)
         result.update(
             peak_mb=round(_peak_mb()),
+            rss_during_mb=round(largest),
             lines=lines,
             mb=round(size / 1e6, 1),
             seconds=round(time.perf_counter() - started, 1),
@@ -143,8 +159,8 @@ def _table(results: list[dict]) -> str:
         f"Peak RSS of one child process streaming one export to the end (no-export baseline: "
         f"{baseline['peak_mb']} MB, the app after one export of a near-empty event):",
         "",
-        "| export | event | lines | size | time | peak RSS | above the baseline |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| export | event | lines | size | time | peak RSS | above the baseline | RSS before → while streaming |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if r["what"] == "baseline":
@@ -153,7 +169,8 @@ def _table(results: list[dict]) -> str:
         label = f"{kind} (before: ORM objects)" if r["before"] else kind
         out.append(
             f"| {label} | {SIZES[slug]:,} orders | {r['lines']:,} | {r['mb']} MB | {r['seconds']} s "
-            f"| {r['peak_mb']} MB | {r['peak_mb'] - baseline['peak_mb']:+d} MB |"
+            f"| {r['peak_mb']} MB | {r['peak_mb'] - baseline['peak_mb']:+d} MB "
+            f"| {r['rss_before_mb']} → {r['rss_during_mb']} MB |"
         )
     return "\n".join(out)
 
