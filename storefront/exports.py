@@ -251,12 +251,12 @@ KINDS: dict[str, Callable[[Event], Export]] = {
 
 
 def labels() -> dict[str, str]:
-    """Each kind as the event page links it."""
+    """Each kind as the event page links it (named apart from the page's other links)."""
     return {
-        "orders": _("Orders"),
-        "attendees": _("Attendees (door list)"),
-        "attempts": _("Payment attempts"),
-        "refunds": _("Refunds"),
+        "orders": _("Orders (CSV)"),
+        "attendees": _("Attendees, the door list (CSV)"),
+        "attempts": _("Payment attempts (CSV)"),
+        "refunds": _("Refunds (CSV)"),
     }
 
 

@@ -157,7 +157,7 @@ def test_a_viewer_reads_an_event_without_edit_controls(live, browser):
         expect(exports.get_by_role("heading")).to_have_text("Exports")
         expect(exports.get_by_role("button")).to_have_count(4)
         with page.expect_download() as download:
-            exports.get_by_role("button", name="Attendees (door list)").click()
+            exports.get_by_role("button", name="Attendees, the door list (CSV)").click()
         assert download.value.suggested_filename == f"attendees-{event.slug}.csv"
         fits_the_screen(page)
         shoot(page, "event-viewer", PHONE)

@@ -411,10 +411,10 @@ def test_the_event_page_links_every_export_for_members_who_read_orders(app, shop
     section = section[: section.index("</section>")]
     links = re.findall(r'href="([^"]+)">([^<]+)</a>', section)
     assert links == [
-        (f"{BASE}/orders.csv", "Orders"),
-        (f"{BASE}/attendees.csv", "Attendees (door list)"),
-        (f"{BASE}/attempts.csv", "Payment attempts"),
-        (f"{BASE}/refunds.csv", "Refunds"),
+        (f"{BASE}/orders.csv", "Orders (CSV)"),
+        (f"{BASE}/attendees.csv", "Attendees, the door list (CSV)"),
+        (f"{BASE}/attempts.csv", "Payment attempts (CSV)"),
+        (f"{BASE}/refunds.csv", "Refunds (CSV)"),
     ]
     assert "Europe/Paris" in section
     for href, _label in links:
