@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/storefront_bench_admin"
 OWNER_EMAIL = "owner@scale.example"
 
+# Which event order i is of (the temp table ``o`` below); bench/export_memory.py seeds another split.
+EVENT_OF_ORDER = "CASE WHEN i % 10 < 6 THEN 1 ELSE 2 + i % 9 END"
 SEED_SQL = """
 INSERT INTO organisers (id, name, slug, require_two_factor) VALUES (1, 'Scale Productions', 'scale', false);
 INSERT INTO events (id, organiser_id, slug, title, description, venue, starts_at, timezone, currency, status,
@@ -202,7 +204,7 @@ def _app(database_url: str):
     )
 
 
-def _seed(app, args) -> None:
+def _seed(app, args, seed_sql: str = SEED_SQL) -> None:
     from flask_migrate import upgrade
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
@@ -220,7 +222,7 @@ def _seed(app, args) -> None:
     with app.app_context():
         upgrade()
         sql = (
-            SEED_SQL.replace(":orders", str(args.orders))
+            seed_sql.replace(":orders", str(args.orders))
             .replace(":attempts", str(args.attempts))
             .replace(":abandoned", str(args.abandoned))
         )

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import insert, update
 
 from .extensions import db
@@ -147,3 +148,18 @@ def record_failed_try(attempt: PaymentAttempt, now: datetime, *, payment_intent_
             **details,
         )
     )
+
+
+def status_words() -> dict[str, str]:
+    """Each status as the back office says it (the timeline, the attempts export)."""
+    return {
+        AttemptStatus.CREATING: _("Starting"),
+        AttemptStatus.OPEN: _("Open (buyer on the payment page)"),
+        AttemptStatus.PROCESSING: _("Bank debit processing"),
+        AttemptStatus.PAID: _("Paid"),
+        AttemptStatus.EXPIRED: _("Expired"),
+        AttemptStatus.FAILED: _("Failed"),
+        AttemptStatus.REFUNDING: _("Refunding (paid, no tickets left)"),
+        AttemptStatus.REFUNDED: _("Refunded (paid, no tickets left)"),
+        AttemptStatus.AMOUNT_MISMATCH: _("Paid another amount: for a person"),
+    }

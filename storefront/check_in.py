@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -423,11 +424,20 @@ EXPECTED, IN, VOID, REFUNDED = "expected", "in", "void", "refunded"
 
 def door_status(ticket: Ticket) -> str:
     """Where a ticket stands at the door: ``EXPECTED``, ``IN``, ``VOID`` or ``REFUNDED``."""
-    if ticket.order.status not in ADMITTABLE_ORDERS:
+    return door_status_of(ticket.status, ticket.order.status)
+
+
+def door_status_of(ticket_status: str, order_status: str) -> str:
+    """``door_status`` from the two statuses alone (the attendees export reads them as columns)."""
+    if order_status not in ADMITTABLE_ORDERS:
         return REFUNDED
-    if ticket.status == TicketStatus.VOID.value:
+    if ticket_status == TicketStatus.VOID.value:
         return VOID
-    return IN if ticket.status == TicketStatus.USED.value else EXPECTED
+    return IN if ticket_status == TicketStatus.USED.value else EXPECTED
+
+
+def door_status_words() -> dict[str, str]:
+    return {EXPECTED: _("not yet"), IN: _("checked in"), VOID: _("void"), REFUNDED: _("refunded")}
 
 
 def record_export(event: Event, fmt: str, tickets: int, actor: Actor) -> None:

@@ -188,6 +188,8 @@ def limit_settings(max_tickets_per_cart: int) -> dict:
         "LIMIT_DOOR_SCANS": _text("LIMIT_DOOR_SCANS", "120 per minute"),
         "LIMIT_DOOR_LOOKUPS": _text("LIMIT_DOOR_LOOKUPS", "240 per minute"),
         "LIMIT_DOOR_EXPORTS": _text("LIMIT_DOOR_EXPORTS", "10 per 10 minutes"),
+        # An event's CSV exports, per member: each streams a whole event from the database.
+        "LIMIT_STAFF_EXPORTS": _text("LIMIT_STAFF_EXPORTS", "10 per minute"),
         # Downloads of an order's PDF and calendar file: each PDF costs a render.
         "LIMIT_TICKET_DOWNLOADS": _text("LIMIT_TICKET_DOWNLOADS", "20 per minute"),
         # "Lost your tickets?" mails asked for, per client and per email address.

@@ -21,6 +21,8 @@ host counts together:
 * ``LIMIT_COVER_UPLOADS``: cover images uploaded in the back office (the view).
 * ``LIMIT_STAFF_ACTIONS``: every other change (POST) a signed-in member makes in the back
   office, per member (``storefront.admin.permissions`` asks, before the view runs).
+* ``LIMIT_STAFF_EXPORTS``: an event's CSV exports (orders, attendees, attempts, refunds),
+  per member (``check_staff_export``): each one reads a whole event.
 
 The tickets limit stands for "tickets this client holds of this event". A hold lasts
 ``HOLD_MINUTES`` after the cart's last addition, so counting the tickets taken in the
@@ -82,6 +84,7 @@ SETTINGS = (
     "LIMIT_LOST_TICKETS_ADDRESS",
     "LIMIT_COVER_UPLOADS",
     "LIMIT_STAFF_ACTIONS",
+    "LIMIT_STAFF_EXPORTS",
 )
 # The door's limits, by kind of request (``check_door``).
 _DOOR_SETTINGS = {"scan": "LIMIT_DOOR_SCANS", "lookup": "LIMIT_DOOR_LOOKUPS", "export": "LIMIT_DOOR_EXPORTS"}
@@ -183,6 +186,14 @@ def check_staff_action(user_id: int) -> None:
     if _enabled():
         item = _item(current_app.config["LIMIT_STAFF_ACTIONS"])
         _take(item, "staff-action", cost=1, what=TooManyRequests.REQUESTS, client=f"member:{user_id}")
+
+
+def check_staff_export(user_id: int) -> None:
+    """One more CSV export of an event by this member, or ``TooManyRequests``. Per member,
+    like the door's: an office's staff often share one address."""
+    if _enabled():
+        item = _item(current_app.config["LIMIT_STAFF_EXPORTS"])
+        _take(item, "staff-export", cost=1, what=TooManyRequests.REQUESTS, client=f"member:{user_id}")
 
 
 def check_ticket_download() -> None:

@@ -374,6 +374,7 @@ def reconcile_item_of(event: Event) -> int:
 URL_ARGUMENTS: dict[str, Callable[[World, str], object]] = {
     "organiser": lambda w, endpoint: w.organiser.slug,
     "event": lambda w, endpoint: w.event.slug,
+    # One export kind stands for all (each needs VIEW_ORDERS); every kind: tests/test_exports.py.
     "kind": lambda w, endpoint: "orders",
     "membership_id": lambda w, endpoint: w.target.id,
     "invitation_id": lambda w, endpoint: w.invitation.id,

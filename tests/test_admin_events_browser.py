@@ -1,6 +1,6 @@
 """The events area in Debian's Chromium: an owner signs in, creates an event with two ticket
 types (reordering them in place), publishes it and sees it in the shop; a viewer reads it
-without edit controls; a door member sees only check-in; the events list at phone width.
+without edit controls and downloads an export; a door member sees only check-in; the events list at phone width.
 Screenshots in tests/artifacts/admin-event*.png (reviewed copies in docs/screenshots/
 with ``UPDATE_SCREENSHOTS=1``).
 """
@@ -152,6 +152,13 @@ def test_a_viewer_reads_an_event_without_edit_controls(live, browser):
         expect(page.locator("main form")).to_have_count(0)
         expect(page.get_by_role("button", name="Edit")).to_have_count(0)
         expect(page.get_by_role("button", name="Preview")).to_be_visible()
+        # A viewer reads orders, so the event's exports are offered; one downloads as a file.
+        exports = page.locator("section.admin-exports")
+        expect(exports.get_by_role("heading")).to_have_text("Exports")
+        expect(exports.get_by_role("button")).to_have_count(4)
+        with page.expect_download() as download:
+            exports.get_by_role("button", name="Attendees, the door list (CSV)").click()
+        assert download.value.suggested_filename == f"attendees-{event.slug}.csv"
         fits_the_screen(page)
         shoot(page, "event-viewer", PHONE)
         # A POST the page does not offer is "not found", as for anything not theirs.

@@ -82,7 +82,7 @@ def _context(access, **extra) -> dict:
         "new_nonce": _new_nonce,
         "format_ticket_code": format_ticket_code,
         "door_status": check_in.door_status,
-        "door_status_words": door_status_words(),
+        "door_status_words": check_in.door_status_words(),
     }
     context.update(extra)
     if context["form"] is None:
@@ -221,17 +221,8 @@ def door_list(access):
         counters=check_in.counters(access.event.id),
         format_ticket_code=format_ticket_code,
         door_status=check_in.door_status,
-        door_status_words=door_status_words(),
+        door_status_words=check_in.door_status_words(),
     )
-
-
-def door_status_words() -> dict[str, str]:
-    return {
-        check_in.EXPECTED: _("not yet"),
-        check_in.IN: _("checked in"),
-        check_in.VOID: _("void"),
-        check_in.REFUNDED: _("refunded"),
-    }
 
 
 @bp.get("/o/<organiser>/events/<event>/door/list.csv")
@@ -252,7 +243,7 @@ def door_list_csv(access):
         _("Checked in (%(zone)s)", zone=event.timezone),
         _("Door"),
     ]
-    words = door_status_words()
+    words = check_in.door_status_words()
     zone = ZoneInfo(event.timezone)
 
     def rows():

@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import abort, current_app, flash, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import cover_images, htmx, limits, request_body
+from .. import cover_images, exports, htmx, limits, request_body
 from .. import events as event_admin
 from .. import ticket_types as tt_admin
 from ..cart import CartView
@@ -66,6 +66,7 @@ def _event_page(access, status: int = 200, *, error: str | None = None, tt_form=
         access=access,
         event=event,
         summary=event_admin.summary_of(event, now),
+        export_labels=exports.labels(),
         error=error,
         tt_form=tt_form or TicketTypeForm(formdata=None, max_per_order=10),
         cover_form=cover_form or CoverForm(formdata=None),

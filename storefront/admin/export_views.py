@@ -1,14 +1,17 @@
 """GET .../events/<event>/exports/<kind>.csv: a streamed CSV per event (storefront/exports.py).
 
 Permission VIEW_ORDERS: exports carry buyers' emails, which the door role (CHECK_IN only) must
-not take away; the door has its own names-only door list."""
+not take away; the door has its own names-only door list. Each member may export
+``LIMIT_STAFF_EXPORTS`` times in a window (each export reads a whole event); past it the
+answer is 429 with ``Retry-After``, and nothing is read or written (no audit entry)."""
 
 from __future__ import annotations
 
 from flask import Response, abort, stream_with_context
 
-from .. import csv_export, exports
-from . import bp, sessions
+from .. import csv_export, exports, limits
+from ..errors import TooManyRequests
+from . import bp, sessions, throttle
 from .permissions import Permission, requires
 
 
@@ -18,6 +21,10 @@ def event_export(access, kind):
     build = exports.KINDS.get(kind)
     if build is None:
         abort(404)
+    try:
+        limits.check_staff_export(access.user.id)
+    except TooManyRequests as error:
+        return throttle.too_many(error.retry_after)
     event = access.event
     exports.record(event, kind, sessions.actor())
     header, rows = build(event)

@@ -14,9 +14,9 @@ from flask import abort, current_app, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from .. import failure_reasons, htmx, order_search, outbox, refunds, teams
+from .. import attempts, failure_reasons, htmx, order_search, outbox, refunds, teams
 from ..failure_reasons import REASON_LABELS, Reason
-from ..models import AttemptStatus, OrderStatus
+from ..models import OrderStatus
 from ..order_search import Problem
 from ..payments import gateway
 from . import bp
@@ -44,17 +44,7 @@ ORDER_STATUS_LABELS = {
 
 
 def _attempt_status_labels() -> dict[str, str]:
-    return {
-        AttemptStatus.CREATING: _("Starting"),
-        AttemptStatus.OPEN: _("Open (buyer on the payment page)"),
-        AttemptStatus.PROCESSING: _("Bank debit processing"),
-        AttemptStatus.PAID: _("Paid"),
-        AttemptStatus.EXPIRED: _("Expired"),
-        AttemptStatus.FAILED: _("Failed"),
-        AttemptStatus.REFUNDING: _("Refunding (paid, no tickets left)"),
-        AttemptStatus.REFUNDED: _("Refunded (paid, no tickets left)"),
-        AttemptStatus.AMOUNT_MISMATCH: _("Paid another amount: for a person"),
-    }
+    return attempts.status_words()
 
 
 def stripe_dashboard_url(payment_intent_id: str | None) -> str | None:
