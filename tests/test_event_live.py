@@ -276,5 +276,7 @@ def test_on_postgresql_each_query_is_an_index_range(app, backend):
             sql = statement.params(**params).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
             plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
             assert index in plan and "Seq Scan" not in plan, plan
+            if index == "ix_orders_event_id_created_at_id":
+                assert "ix_tickets_order_id" in plan, plan
     finally:
         db.session.rollback()
