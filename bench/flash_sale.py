@@ -51,6 +51,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import purchase
+import watchers as live_watchers
 from lean_http import Connection, HTTPError, Response
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,6 +284,19 @@ def recreate_database(db_url: str, capacity: int) -> int:
         db.session.remove()
         db.engine.dispose()
     return tt_id
+
+
+def seed_watchers(db_url: str, count: int) -> live_watchers.Watchers:
+    """``count`` staff members of the event's organiser, to watch its live view (--watchers)."""
+    from storefront import create_app
+    from storefront.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": sqlalchemy_url(db_url), "DEMO_MODE": True})
+    with app.app_context():
+        seeded = live_watchers.seed(count)
+        db.session.remove()
+        db.engine.dispose()
+    return seeded
 
 
 def verify(db_url: str, tt_id: int, capacity: int, successes: int, quantity: int, sold_ok: bool = False) -> dict:
@@ -586,7 +600,10 @@ async def flash_sale(
     limit_s: float,
     rate: float | None,
     pay_base: str | None = None,
+    watch: tuple[live_watchers.Watchers, list[str], float] | None = None,
 ) -> LoadResult:
+    """The rush; with ``watch`` (watchers, their session cookies, interval) the organisers
+    poll the live view meanwhile, until the last buyer is done."""
     result = LoadResult()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(buyers):
@@ -620,6 +637,13 @@ async def flash_sale(
                 await pay_conn.close()
 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    stop_watching = asyncio.Event()
+    watching = None
+    if watch is not None:
+        seen, cookies, interval = watch
+        watching = asyncio.create_task(
+            live_watchers.watch(base, live_watchers.live_path(SLUG), cookies, interval, seen, stop_watching)
+        )
     tasks = [asyncio.create_task(runner()) for _ in range(connections)]
     try:
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=limit_s)
@@ -628,6 +652,9 @@ async def flash_sale(
         for t in tasks:
             t.cancel()
     result.wall_s = time.perf_counter() - start
+    if watching is not None:
+        stop_watching.set()
+        await watching
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     result.client_cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return result
@@ -720,6 +747,7 @@ async def warm_up(base: str, requests: int) -> None:
 def run_once(args, connections: int, db_url: str) -> dict:
     print(f"\n=== {connections} connections: fresh database, {args.buyers} buyers, C = {args.capacity}", flush=True)
     tt_id = recreate_database(db_url, args.capacity)
+    seen = seed_watchers(db_url, args.watchers) if args.watchers else None
     sandbox = watcher = hooks = job_worker = None
     secret = secrets.token_hex(32)
     if args.purchase:
@@ -729,7 +757,10 @@ def run_once(args, connections: int, db_url: str) -> dict:
         hooks_port = args.port + 1 if args.webhook_workers else args.port
         sandbox = purchase.SandboxServer(BENCH / "out", f"http://127.0.0.1:{hooks_port}/webhooks/stripe")
     try:
-        server = start_gunicorn(args, db_url, secret, sandbox.storefront_env() if sandbox else None)
+        extra_env = {**(sandbox.storefront_env() if sandbox else {})}
+        if args.watch_no_cache:
+            extra_env["LIVE_VIEW_CACHE_SECONDS"] = "0"
+        server = start_gunicorn(args, db_url, secret, extra_env or None)
         if sandbox and args.webhook_workers:
             hooks = start_gunicorn(
                 args, db_url, secret, sandbox.storefront_env(), port=args.port + 1, workers=args.webhook_workers
@@ -744,6 +775,8 @@ def run_once(args, connections: int, db_url: str) -> dict:
     try:
         workers = server.workers()
         asyncio.run(warm_up(server.base, 40 * len(workers)))
+        # The organisers sign in before the sale (Argon2 at each sign-in: not the rush's cost).
+        cookies = asyncio.run(live_watchers.sign_in_all(server.base, seen)) if seen else None
         busy_before = wait_until_quiet(args.quiet_wait) if args.quiet_wait > 0 else "not checked"
         if sandbox:
             watcher = purchase.OrderWatcher(sqlalchemy_url(db_url))
@@ -759,6 +792,7 @@ def run_once(args, connections: int, db_url: str) -> dict:
                 args.max_seconds,
                 args.rate,
                 sandbox.base if sandbox else None,
+                (seen, cookies, args.watch_interval) if seen else None,
             )
         )
         srv_cpu = cpu_since(srv0, server.workers())
@@ -796,6 +830,16 @@ def run_once(args, connections: int, db_url: str) -> dict:
                 flush=True,
             )
         checks = verify(db_url, tt_id, args.capacity, load.held, args.quantity, sold_ok=bool(sandbox))
+        watched = None
+        if seen:
+            asyncio.run(live_watchers.quiet_polls(server.base, live_watchers.live_path(SLUG), cookies[0], 40, seen))
+            watched = live_watchers.summary(seen, pct, args.watch_interval)
+            print(
+                f"  watchers: {watched['watchers']} every {watched['interval_s']:g} s, {watched['polls']} polls "
+                f"in the sale, p50 {watched['p50']:.1f} ms, p99 {watched['p99']:.1f} ms; alone after it "
+                f"p50 {watched['quiet_p50']:.1f} ms, p99 {watched['quiet_p99']:.1f} ms; errors {len(seen.errors)}",
+                flush=True,
+            )
         if args.page_seconds > 0:
             if shutil.which("wrk") and not args.no_wrk:
                 page = page_only_wrk(server.base, connections, args.page_seconds, args.wrk_threads)
@@ -844,7 +888,8 @@ def run_once(args, connections: int, db_url: str) -> dict:
         "master": master,
         "server_cpu_s": srv_cpu,
         "pg_cpu_s": pg_cpu,
-        "errors": errors,
+        "errors": errors + (seen.errors if seen else []),
+        "watched": watched,
         **(purchase_result or {}),
     }
 
@@ -963,6 +1008,16 @@ def render_report(args, facts: dict, runs: list[dict]) -> tuple[str, bool, bool]
             f"- worker resident memory after the run (VmRSS, MiB): {mem}; proportional (Pss): {pss}; "
             f"master {run['master']['rss_kb'] / 1024:.1f} MiB RSS"
         )
+        if run.get("watched"):
+            w = run["watched"]
+            lines.append(
+                f"- organisers watching the live view: {w['watchers']}, each polling its fragment every "
+                f"{w['interval_s']:g} s ({w['polls']} polls in the sale, {w['non_200']} not 200): "
+                f"p50 {w['p50']:.1f} ms, p99 {w['p99']:.1f} ms, slowest {w['max']:.1f} ms; "
+                f"the fragment alone after the sale "
+                f"({w['quiet_n']} in a row): p50 {w['quiet_p50']:.1f} ms, p99 {w['quiet_p99']:.1f} ms"
+                + ("" if not args.watch_no_cache else " (cache off: LIVE_VIEW_CACHE_SECONDS=0)")
+            )
         if run["errors"]:
             lines.append(f"- **errors** ({len(run['errors'])}): " + "; ".join(sorted(set(run["errors"]))[:10]))
         lines.append("")
@@ -1081,6 +1136,14 @@ def main(argv: list[str] | None = None) -> int:
         default=300,
         help="before each run, wait up to this long for other work to leave the CPUs idle (0: don't)",
     )
+    ap.add_argument(
+        "--watchers",
+        type=int,
+        default=0,
+        help="this many organisers (signed-in staff) poll the event's live on-sale view during the sale",
+    )
+    ap.add_argument("--watch-interval", type=float, default=5.0, help="seconds between one watcher's polls")
+    ap.add_argument("--watch-no-cache", action="store_true", help="run the server with LIVE_VIEW_CACHE_SECONDS=0")
     ap.add_argument("--max-seconds", type=float, default=300, help="give up on a flash sale after this long")
     ap.add_argument("--report", type=Path, default=BENCH / "REPORT.md")
     ap.add_argument("--no-report", action="store_true", help="print only, do not write bench/REPORT.md")
@@ -1094,6 +1157,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("connections must be 1..1024")
     if not 1 <= args.workers <= 64 or not 1 <= args.threads <= 64 or not 0 <= args.page_seconds <= 120:
         ap.error("workers and threads 1..64, page-seconds 0..120")
+    if not 0 <= args.watchers <= 50 or not 0.2 <= args.watch_interval <= 60:
+        ap.error("watchers must be 0..50, watch-interval 0.2..60 s")
     if not 1024 <= args.port <= 65535:
         ap.error("port must be 1024..65535")
     if args.pool_size is None:

@@ -258,6 +258,9 @@ def from_environment(instance_path: str) -> dict:
         "DB_POOL_SIZE": _int("DB_POOL_SIZE", 5),
         # Minutes without a request after which a staff session ends.
         "ADMIN_IDLE_MINUTES": _int("ADMIN_IDLE_MINUTES", 30),
+        # Seconds a reading of the live on-sale view is kept per event and process
+        # (storefront/live_sales.py): N organisers watching cost about one. 0: no cache.
+        "LIVE_VIEW_CACHE_SECONDS": _float("LIVE_VIEW_CACHE_SECONDS", 2.0),
         # Staff sign-in throttling (storefront/admin/throttle.py), counted like the
         # buyer's limits (limit_settings: REDIS_URL).
         # Wrong staff passwords per account, and wrong passwords or codes per client address.

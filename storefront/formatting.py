@@ -42,6 +42,9 @@ def event_time(when: datetime, tz: str, style: str = "long") -> str:
 @lru_cache(maxsize=_MEMO_SIZE)
 def _event_time(when: datetime, tz: str, style: str, locale) -> str:
     local = when.astimezone(ZoneInfo(tz))
+    if style == "clock":
+        # The time of day alone ("9:05 PM"), where the page names the zone once.
+        return format_time(local, "short", locale=locale)
     if style == "short":
         # Offsets like "+0100" say little; the zone's city ("Paris", "New York") says where.
         date = format_date(local, "medium", locale=locale)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -213,6 +214,10 @@ class AttemptStatus(enum.StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"
 
 
+# Attempts whose buyer may still pay: the partial index above and its query (live_sales).
+IN_FLIGHT_CONDITION = "status IN ('creating', 'open', 'processing')"
+
+
 class OrderStatus(enum.StrEnum):
     PAID = "paid"
     REFUNDED = "refunded"
@@ -256,6 +261,15 @@ class PaymentAttempt(db.Model):
             "status",
             "error_code",
             "decline_code",
+        ),
+        # The live on-sale view's payments in flight (storefront.live_sales): only the
+        # attempts still open are in it, so it stays small however many an event has had.
+        Index(
+            "ix_payment_attempts_in_flight",
+            "event_id",
+            "status",
+            postgresql_where=text(IN_FLIGHT_CONDITION),
+            sqlite_where=text(IN_FLIGHT_CONDITION),
         ),
     )
 

@@ -29,6 +29,7 @@ from . import (  # noqa: E402,F401  (they register the routes)
     door_views,
     event_views,
     export_views,
+    live_views,
     member_views,
     order_action_views,
     order_views,
