@@ -1,5 +1,5 @@
 """Actions on one order: refund (full, by amount, by tickets), cancel without a refund,
-retry a failed refund, correct an attendee's name.
+retry a failed refund, correct an attendee's name, resend the confirmation.
 
 Each GET shows the order it acts on and the form; a POST without ``confirm`` shows what
 will happen (the confirm step), a POST with it acts through one domain call
@@ -14,8 +14,8 @@ from flask import abort, current_app, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import htmx, money, order_actions, refunds
-from ..errors import StorefrontError
+from .. import htmx, jobs, money, order_actions, outbox, refunds
+from ..errors import StorefrontError, TooManyRequests
 from ..extensions import db
 from ..models import Order, Refund, Ticket, TicketStatus
 from . import bp, sessions
@@ -158,6 +158,36 @@ def rename_attendee(access, order_code, ticket_code):
     except StorefrontError as error:
         return _page(access, order, "rename", error.status, ticket=ticket, error=error.message())
     flash(_("Name corrected.") if changed else _("The ticket had this name already."), "success")
+    return htmx.redirect(_back(access, order))
+
+
+@bp.route(BASE + "/resend", methods=["GET", "POST"])
+@requires(Permission.RESEND_MAIL, event=True)
+def resend_confirmation(access, order_code):
+    """The page is the confirm step (it says to whom and how often already); its form
+    carries the number of resends it showed, so posting it twice sends one copy."""
+    order = _order(access, order_code)
+    if request.method == "GET":
+        return _page(access, order, "resend", resends=outbox.resends_of(order.id))
+    if not _csrf_ok():
+        abort(400)
+    try:
+        seen = request.form.get("resends", "")
+        if not seen.isdigit() or len(seen) > 6:
+            raise order_actions.ResendFormInvalid()
+        mail_id = order_actions.resend_confirmation(order.id, int(seen), sessions.actor())
+    except StorefrontError as error:
+        db.session.rollback()
+        page, status = _page(
+            access, order, "resend", error.status, resends=outbox.resends_of(order.id), error=error.message()
+        )
+        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyRequests) else {}
+        return page, status, headers
+    if mail_id is None:
+        flash(_("The confirmation was sent again already."), "info")
+    else:
+        jobs.send_mail_soon(mail_id)
+        flash(_("The confirmation is on its way again to %(email)s.", email=order.buyer_email), "success")
     return htmx.redirect(_back(access, order))
 
 
