@@ -44,11 +44,12 @@ class NotResendable(StorefrontError):
         return _("This order is cancelled or refunded: its tickets are void, so no confirmation is sent again.")
 
 
-class ResendFormInvalid(StorefrontError):
-    """The form's count of resends is not a number: a forged or broken form."""
+class FormOutOfDate(StorefrontError):
+    """A confirm form's record of what it showed (the refunds committed, the resends made)
+    is not a number: a forged or broken form."""
 
     def message(self) -> str:
-        return _("This form is out of date: open the order again and resend from there.")
+        return _("This form is out of date: open the order again and start from there.")
 
 
 RESEND_WINDOW = timedelta(hours=1)
