@@ -372,3 +372,14 @@ def test_no_resend_for_a_cancelled_or_refunded_order(app, status):
     answer = client.post(url + "/resend", data={"csrf_token": csrf_token_of(page), "resends": "0"})
     assert answer.status_code == 409 and "its tickets are void" in _text(answer)
     _still(before)
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.DOOR])
+def test_a_role_without_resend_mail_does_not_find_the_resend(app, role):
+    order = make_order(make_event())
+    client, url = _manager_client(app, order, role)
+    app.config["WTF_CSRF_ENABLED"] = False  # so that only the access rule can refuse
+    before = snapshot()
+    assert client.get(url + "/resend").status_code == 404
+    assert client.post(url + "/resend", data={"resends": "0"}).status_code == 404
+    _still(before)
