@@ -201,7 +201,7 @@ def test_a_pending_refund_shows_pending_then_succeeded(shop, sandbox, backend):
     [row] = _refund_rows(_order_page(client, url))
     assert "€50.00" in row and "pending" in row and "re_" in row
     page = _order_page(client, url)
-    assert "Try this refund again" not in page and "Tried again below." in page
+    assert "Try this refund again" not in page
     stripe_id = db.session.execute(select(Refund.stripe_refund_id).where(Refund.order_id == order.id)).scalar_one()
     sandbox.control("POST", f"/_sandbox/refunds/{stripe_id}/settle", {})
     wait_until(lambda: "succeeded" in _refund_rows(_order_page(client, url))[0], what="refund.updated")
