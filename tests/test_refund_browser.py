@@ -1,6 +1,7 @@
 """A partial refund in Debian's Chromium: a manager opens an order of 3 tickets, refunds one
 of them with "put back on sale", reviews, confirms, and lands on the order page with the
-refund's row and the ticket void; stock has one more place. Desktop and phone (390 px)
+refund's row and the ticket void; stock has one more place. Then the confirmation is sent
+again and shows in the order's mails. Desktop and phone (390 px)
 widths; screenshots in tests/artifacts/admin-refund-*.png."""
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ def test_a_manager_refunds_one_ticket_of_three_and_puts_it_back_on_sale(shop, sa
         expect(tickets.filter(has_text="Valid")).to_have_count(2)
         expect(tickets.filter(has_text="Void")).to_contain_text(first.code[:5])
         shoot(page, "refund-done", viewport)
+
+        # The buyer lost the mail: the confirmation again, with its remaining tickets.
+        page.get_by_role("button", name="Resend confirmation…").click()
+        expect(page.locator(".confirm-what")).to_contain_text(f"goes again to {order.buyer_email}")
+        shoot(page, "resend-confirm", viewport)
+        page.get_by_role("button", name="Send it again").click()
+        expect(page.get_by_text(f"The confirmation is on its way again to {order.buyer_email}.")).to_be_visible()
+        mails = page.locator("section", has=page.get_by_role("heading", name="Mails")).locator("li")
+        expect(mails.filter(has_text="Order confirmation, sent again (1)")).to_have_count(1)
         assert_no_script_trouble(watch)
     finally:
         context.close()
