@@ -15,6 +15,10 @@ commit asks Stripe (``refunds.submit``, with the refund's own idempotency key). 
   died in between) is asked again with the same key: Stripe makes one refund;
 * an order without a row is taken by the next run: nobody is missed.
 
+Taking an order voids its valid tickets at once, and an order that took no money (free
+tickets) is cancelled: its buyer gets the mail, and nobody gets in with a ticket of an
+event that will not happen.
+
 A refund that fails (now or days later) shows as failed on the progress page and can be
 retried (``retry``: ``refunds.retry``, and the row follows the new refund). The run
 finishes when every paid order has its row and no refund is still unanswered; then its
@@ -30,7 +34,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from . import outbox, refunds
+from . import orders, outbox, refunds, ticket_lifecycle
 from .audit import Actor, record
 from .database import write_transaction
 from .extensions import db
@@ -114,6 +118,12 @@ def _take(cancellation_id: int, order_id: int, actor: Actor) -> int | None:
         if db.session.execute(select(CancellationOrder.id).where(CancellationOrder.order_id == order_id)).first():
             raise _AlreadyTaken()
         db.session.add(CancellationOrder(cancellation_id=cancellation_id, order_id=order_id, refund_id=refund_id))
+        # The event will not happen: no ticket of it gets anyone in, whatever Stripe answers
+        # (a failed refund is retried; the buyer is told now that the tickets are void).
+        ticket_lifecycle.void_valid_of_order(order_id)
+        order = db.session.get(Order, order_id)
+        if refund_id is None and not (order.stripe_payment_intent_id and order.total_minor > 0):
+            orders.move(order, OrderStatus.CANCELLED)  # it took no money: nothing to refund
         outbox.event_cancelled_due(order_id)
     return refund_id
 
@@ -275,12 +285,15 @@ def retry(cancellation_id: int, order_id: int, actor: Actor) -> int:
     ).scalar_one_or_none()
     if row_refund is None:
         raise refunds.RefundNotRetryable()
-    new_id = refunds.retry(row_refund, actor)
+    # The new refund and the row that follows it in one transaction: a crash in between
+    # cannot leave the row on the failed refund (and the run's progress wrong).
     with write_transaction():
+        new_id = refunds.retry_locked(row_refund, actor, utcnow())
         row = db.session.execute(
             select(CancellationOrder).where(CancellationOrder.order_id == order_id).with_for_update()
         ).scalar_one()
         row.refund_id = new_id
         cancellation = db.session.get(EventCancellation, cancellation_id)
         cancellation.failed_count = max(0, cancellation.failed_count - 1) if cancellation.finished_at else 0
+    refunds.submit(new_id)
     return new_id

@@ -270,6 +270,10 @@ def from_environment(instance_path: str) -> dict:
         # Password-reset mails asked for, per email and per client address.
         "LIMIT_STAFF_RESET_ACCOUNT": os.environ.get("LIMIT_STAFF_RESET_ACCOUNT") or "3 per hour",
         "LIMIT_STAFF_RESET_ADDRESS": os.environ.get("LIMIT_STAFF_RESET_ADDRESS") or "10 per hour",
+        # Changes one signed-in member makes in the back office (every POST but the door's,
+        # which has its own limits): far above a person's pace, low enough that a stolen
+        # session or a runaway script cannot hammer refunds or mails.
+        "LIMIT_STAFF_ACTIONS": os.environ.get("LIMIT_STAFF_ACTIONS") or "60 per minute",
         **request_limits(),
         # None: Secure unless in demo mode (storefront/http_security.py settles it).
         "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),

@@ -21,6 +21,8 @@ host counts together:
 * ``LIMIT_COVER_UPLOADS``: cover images uploaded in the back office (the view).
 * ``LIMIT_RESEND_MAIL``: confirmations sent again from the back office, per member
   (``check_resend_mail``; each order has its own cap besides, ``order_actions``).
+* ``LIMIT_STAFF_ACTIONS``: every other change (POST) a signed-in member makes in the back
+  office, per member (``storefront.admin.permissions`` asks, before the view runs).
 
 The tickets limit stands for "tickets this client holds of this event". A hold lasts
 ``HOLD_MINUTES`` after the cart's last addition, so counting the tickets taken in the
@@ -82,6 +84,7 @@ SETTINGS = (
     "LIMIT_LOST_TICKETS_ADDRESS",
     "LIMIT_COVER_UPLOADS",
     "LIMIT_RESEND_MAIL",
+    "LIMIT_STAFF_ACTIONS",
 )
 # The door's limits, by kind of request (``check_door``).
 _DOOR_SETTINGS = {"scan": "LIMIT_DOOR_SCANS", "lookup": "LIMIT_DOOR_LOOKUPS", "export": "LIMIT_DOOR_EXPORTS"}
@@ -176,6 +179,13 @@ def check_door(kind: str, user_id: int) -> None:
     if _enabled():
         item = _item(current_app.config[_DOOR_SETTINGS[kind]])
         _take(item, f"door-{kind}", cost=1, what=TooManyRequests.DOOR, client=f"member:{user_id}")
+
+
+def check_staff_action(user_id: int) -> None:
+    """One more change (a POST) made in the back office by this member, or ``TooManyRequests``."""
+    if _enabled():
+        item = _item(current_app.config["LIMIT_STAFF_ACTIONS"])
+        _take(item, "staff-action", cost=1, what=TooManyRequests.REQUESTS, client=f"member:{user_id}")
 
 
 def check_ticket_download() -> None:

@@ -38,7 +38,7 @@ from sqlalchemy.orm import selectinload
 from . import parsing, ticket_calendar, ticket_pdf
 from .extensions import db
 from .links import public_url
-from .models import Event, Order, OrderStatus, PaymentAttempt, Ticket, TicketType
+from .models import CancellationOrder, Event, Order, OrderStatus, PaymentAttempt, Refund, Ticket, TicketType
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,19 @@ def build_event_cancelled(order_id: int) -> tuple[EmailMessage, str]:
     db.session.rollback()
     order = db.session.get(Order, order_id)
     event = db.session.get(Event, order.event_id)
+    refund_minor = db.session.execute(
+        select(Refund.amount_minor)
+        .join(CancellationOrder, CancellationOrder.refund_id == Refund.id)
+        .where(CancellationOrder.order_id == order.id)
+    ).scalar_one_or_none()
     with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
-        context = {"order": order, "event": event, "events_url": public_url("shop.events")}
+        # What this cancellation refunds: all of it, or what an earlier partial refund left.
+        context = {
+            "order": order,
+            "event": event,
+            "refund_minor": refund_minor,
+            "events_url": public_url("shop.events"),
+        }
         message = _message(
             to=order.buyer_email,
             subject=gettext("%(title)s is cancelled", title=event.title),

@@ -265,17 +265,23 @@ def _new_refund(
 
 def retry(refund_id: int, actor: Actor, now: datetime | None = None) -> int:
     """A failed refund, tried again as a new one for the same amount (if still left)."""
-    now = now or utcnow()
     with write_transaction():
-        order_id = db.session.execute(select(Refund.order_id).where(Refund.id == refund_id)).scalar_one()
-        order = _lock_order(order_id)
-        failed = db.session.get(Refund, refund_id)
-        retried = db.session.execute(select(Refund.id).where(Refund.retry_of_id == refund_id)).first()
-        if failed.status != S.FAILED.value or retried is not None:
-            raise RefundNotRetryable()
-        new_id = _new_refund(order, failed.amount_minor, failed.reason, actor, now, retry_of=refund_id)
+        new_id = retry_locked(refund_id, actor, now or utcnow())
     submit(new_id)
     return new_id
+
+
+def retry_locked(refund_id: int, actor: Actor, now: datetime) -> int:
+    """Inside the caller's transaction: lock the order and record the failed refund's retry
+    (``submit`` it after the commit). Raises ``RefundNotRetryable`` unless it failed and
+    was not retried yet (a double click)."""
+    order_id = db.session.execute(select(Refund.order_id).where(Refund.id == refund_id)).scalar_one()
+    order = _lock_order(order_id)
+    failed = db.session.get(Refund, refund_id)
+    retried = db.session.execute(select(Refund.id).where(Refund.retry_of_id == refund_id)).first()
+    if failed.status != S.FAILED.value or retried is not None:
+        raise RefundNotRetryable()
+    return _new_refund(order, failed.amount_minor, failed.reason, actor, now, retry_of=refund_id)
 
 
 def submit(refund_id: int) -> None:

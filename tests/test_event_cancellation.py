@@ -235,3 +235,97 @@ def test_the_job_and_the_periodic_resume_run_an_unfinished_cancellation(shop, sa
     jobs._resume_cancellations()  # the periodic job's work
     assert cancellations.unfinished() == []
     assert [len(at_stripe(o)) for o in orders] == [1, 1]
+
+
+def _tickets(order: Order) -> list[str]:
+    db.session.rollback()
+    return [t.status for t in db.session.get(Order, order.id).tickets]
+
+
+def test_taking_an_order_voids_its_tickets_and_a_free_order_is_cancelled(shop, sandbox):
+    from .factories import make_order
+
+    event, (paid, failing) = orders_of_one_event(shop, sandbox, [CARD_OK, CARD_REFUND_FAILS])
+    free = make_order(event, [("Free", "Guest"), ("Plus", "One")])  # took no money through Stripe
+    event_admin.cancel(event.organiser_id, event.id, ACTOR)
+    run_id = cancellations.of_event(event.id).id
+    done = cancellations.run(run_id)
+    assert done.orders == 3
+    # Void at once, whatever Stripe answers: the refund that will fail leaves no valid ticket.
+    assert _tickets(paid) == ["void"] and _tickets(failing) == ["void"] and _tickets(free) == ["void", "void"]
+    assert statuses([free]) == ["cancelled"]
+    assert free.stripe_payment_intent_id is None and len(at_stripe(paid)) == 1
+    mails = db.session.execute(select(MailOutbox.order_id).where(MailOutbox.kind == MailKind.EVENT_CANCELLED.value))
+    assert sorted(mails.scalars()) == sorted([paid.id, failing.id, free.id])
+
+
+def test_the_mail_of_a_partly_refunded_order_names_what_this_refund_gives_back(shop, sandbox, tmp_path):
+    from storefront import outbox
+
+    shop.config["MAIL_OUTBOX"] = str(tmp_path / "outbox")
+    event, (order,) = orders_of_one_event(shop, sandbox, [CARD_OK])
+    refunds.request(order.id, 1000, "goodwill", ACTOR)  # €10.00 of €25.00 back earlier
+    event_admin.cancel(event.organiser_id, event.id, ACTOR)
+    cancellations.run(cancellations.of_event(event.id).id)
+    (mail_id,) = db.session.execute(
+        select(MailOutbox.id).where(MailOutbox.kind == MailKind.EVENT_CANCELLED.value)
+    ).scalars()
+    assert outbox.send(mail_id) == "sent"
+    (message,) = [m for m in admin_outbox(shop) if "cancelled" in m["Subject"]]
+    body = message.get_body(("plain",)).get_content()
+    assert "€15.00" in body and "after an earlier refund" in body and "€25.00" not in body
+
+
+def test_a_retry_that_dies_before_asking_stripe_leaves_the_run_on_the_new_refund(shop, sandbox, monkeypatch):
+    event, (order,) = orders_of_one_event(shop, sandbox, [CARD_REFUND_FAILS])
+    event_admin.cancel(event.organiser_id, event.id, ACTOR)
+    run_id = cancellations.of_event(event.id).id
+    cancellations.run(run_id)
+    failing = db.session.execute(select(Refund).where(Refund.order_id == order.id)).scalar_one()
+    sandbox.control("POST", f"/_sandbox/refunds/{failing.stripe_refund_id}/settle", {})
+
+    def failed_now():
+        db.session.rollback()
+        return cancellations.progress(run_id).failed == 1
+
+    wait_until(failed_now, what="refund.failed to arrive")
+
+    def die(refund_id):
+        raise Crash()
+
+    monkeypatch.setattr(refunds, "submit", die)
+    with pytest.raises(Crash):
+        cancellations.retry(run_id, order.id, ACTOR)
+    monkeypatch.undo()
+    db.session.rollback()
+    row = db.session.execute(select(CancellationOrder).where(CancellationOrder.order_id == order.id)).scalar_one()
+    retried = db.session.get(Refund, row.refund_id)
+    assert retried.retry_of_id == failing.id and retried.status == "requested"
+    assert cancellations.progress(run_id).failed == 0
+    # Asked again later (reconciliation's submit_requested), with the refund's own key: one more at Stripe.
+    refunds.submit(retried.id)
+    refunds.submit(retried.id)
+    assert len(at_stripe(order)) == 2
+
+
+def test_cancelling_from_the_admin_with_a_real_consumer_refunds_every_order_once(shop, sandbox):
+    from .jobs_support import running_jobs
+
+    event, orders = orders_of_one_event(shop, sandbox, [CARD_OK, CARD_OK, CARD_OK])
+    owner = make_user("owner-consumer@example.com")
+    add_member(owner, event.organiser, Role.OWNER)
+    client = shop.test_client()
+    sign_in_as(client, owner)
+    base = f"/admin/o/{event.organiser.slug}/events/{event.slug}"
+    with running_jobs(shop, workers=2):
+        assert client.post(f"{base}/cancel").status_code == 303  # enqueues jobs.cancel_event
+        assert client.post(f"{base}/cancel").status_code == 303  # a double click enqueues nothing more
+        run_id = cancellations.of_event(event.id).id
+
+        def finished():
+            db.session.rollback()
+            return cancellations.progress(run_id).finished
+
+        wait_until(finished, what="the worker to finish the cancellation run")
+    assert [len(at_stripe(o)) for o in orders] == [1, 1, 1]
+    assert statuses(orders) == ["refunded"] * 3

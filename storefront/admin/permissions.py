@@ -16,6 +16,9 @@ does not exist (the issue's rule: anything a member may not see is "not found"; 
 page says "it does not exist, or it is not yours to see"). The access tests read these
 rules off ``app.url_map`` and fail for an admin view without one.
 
+Every change (a non-GET request) by a signed-in member counts against ``LIMIT_STAFF_ACTIONS``
+per member before the view runs (429 past it), but the door's, which have limits of their own.
+
 A member whose organiser requires two-factor sign-in, and who has none yet, is sent to
 set it up before anything else, except on the few views marked ``before_two_factor``.
 """
@@ -27,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -142,6 +145,38 @@ def _signed_in_user(rule: Rule):
     return current_user._get_current_object(), None
 
 
+# The door's changes (scans, undoing a check-in) have limits of their own, sized for a
+# busy door (``limits.check_door``); every other change counts as a staff action.
+_OWN_LIMITS = frozenset({Permission.CHECK_IN, Permission.UNDO_CHECK_IN})
+
+
+def _too_many_actions(user: User, permission: Permission | None):
+    """The 429 answer when this member made too many changes lately, else None (and the
+    change is counted). Asked before the view runs, so a refused change does nothing."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or permission in _OWN_LIMITS:
+        return None
+    from .. import htmx, limits
+    from ..errors import TooManyRequests
+    from . import throttle
+
+    try:
+        limits.check_staff_action(user.id)
+    except TooManyRequests as error:
+        if not htmx.wants_fragment():
+            return throttle.too_many(error.retry_after)
+        response = make_response(
+            render_template(
+                "_partials/error_message.html",
+                title=_("Too many changes"),
+                text=_("You made many changes in a short time. Please wait a moment, then try again."),
+            ),
+            429,
+        )
+        response.headers["Retry-After"] = str(error.retry_after)
+        return htmx.show_message(response)
+    return None
+
+
 def signed_in(*, before_two_factor: bool = False) -> Callable[[Callable], Callable]:
     rule = Rule(Scope.SIGNED_IN, before_two_factor=before_two_factor)
 
@@ -149,6 +184,8 @@ def signed_in(*, before_two_factor: bool = False) -> Callable[[Callable], Callab
         @wraps(view)
         def wrapper(*args, **kwargs):
             user, answer = _signed_in_user(rule)
+            if answer is None:
+                answer = _too_many_actions(user, None)
             if answer is not None:
                 return answer
             return view(*args, **kwargs)
@@ -180,6 +217,8 @@ def requires(permission: Permission, *, event: bool = False) -> Callable[[Callab
                     abort(404)
             if not allows(membership.role, permission):
                 abort(404)
+            if (answer := _too_many_actions(user, permission)) is not None:
+                return answer
             return view(Access(user, membership, found_event), *args, **kwargs)
 
         return _with_rule(wrapper, rule)
