@@ -197,6 +197,10 @@ def limit_settings(max_tickets_per_cart: int) -> dict:
         "LIMIT_LOST_TICKETS_ADDRESS": _text("LIMIT_LOST_TICKETS_ADDRESS", "3 per hour"),
         # Cover images uploaded from one address (each is decoded and re-encoded: CPU).
         "LIMIT_COVER_UPLOADS": _text("LIMIT_COVER_UPLOADS", "20 per hour"),
+        # Confirmations sent again from the back office: per member, and per order (the
+        # order's cap is counted from the outbox, so it holds without the limiter's storage).
+        "LIMIT_RESEND_MAIL": _text("LIMIT_RESEND_MAIL", "30 per hour"),
+        "RESEND_PER_ORDER_PER_HOUR": _int("RESEND_PER_ORDER_PER_HOUR", 3),
         # Where the limits are counted: unset, in each process's memory; with Redis,
         # across every process and host.
         "REDIS_URL": os.environ.get("REDIS_URL", "").strip() or None,

@@ -284,6 +284,7 @@ class TooManyRequests(StorefrontError):
     REQUESTS, NEW_CARTS, TICKETS, PAYMENT_CHECKS = "requests", "new_carts", "tickets", "payment_checks"
     DOOR = "door"
     LOST_TICKETS = "lost_tickets"
+    RESEND_ORDER, RESEND_MEMBER = "resend_order", "resend_member"
 
     def __init__(self, what: str, retry_after: int, allowed: int = 0):
         super().__init__(what, retry_after, allowed)
@@ -304,6 +305,14 @@ class TooManyRequests(StorefrontError):
             why = _("Too many requests came from your account at the door in a short time.")
         elif self.what == self.LOST_TICKETS:
             why = _("Links to orders were asked for too often, from your connection or for this address.")
+        elif self.what == self.RESEND_ORDER:
+            why = ngettext(
+                "This order's confirmation was sent again %(num)d time in the last hour; that is the most.",
+                "This order's confirmation was sent again %(num)d times in the last hour; that is the most.",
+                self.allowed,
+            )
+        elif self.what == self.RESEND_MEMBER:
+            why = _("You sent confirmations again too often in a short time.")
         elif self.what == self.PAYMENT_CHECKS:
             why = _("Your payment was checked too often from your connection; the confirmation also comes by email.")
         else:

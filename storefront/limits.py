@@ -19,6 +19,8 @@ host counts together:
 * ``LIMIT_DOOR_SCANS``, ``LIMIT_DOOR_LOOKUPS``, ``LIMIT_DOOR_EXPORTS``: the door's scans,
   searches and counter refreshes, and door-list exports, per member (``check_door``).
 * ``LIMIT_COVER_UPLOADS``: cover images uploaded in the back office (the view).
+* ``LIMIT_RESEND_MAIL``: confirmations sent again from the back office, per member
+  (``check_resend_mail``; each order has its own cap besides, ``order_actions``).
 * ``LIMIT_STAFF_ACTIONS``: every other change (POST) a signed-in member makes in the back
   office, per member (``storefront.admin.permissions`` asks, before the view runs).
 * ``LIMIT_STAFF_EXPORTS``: an event's CSV exports (orders, attendees, attempts, refunds),
@@ -83,6 +85,7 @@ SETTINGS = (
     "LIMIT_LOST_TICKETS_CLIENT",
     "LIMIT_LOST_TICKETS_ADDRESS",
     "LIMIT_COVER_UPLOADS",
+    "LIMIT_RESEND_MAIL",
     "LIMIT_STAFF_ACTIONS",
     "LIMIT_STAFF_EXPORTS",
 )
@@ -226,6 +229,13 @@ def check_cover_upload() -> None:
     """One more cover image uploaded from this client (back office), or ``TooManyRequests``."""
     if _enabled():
         _take(_item(current_app.config["LIMIT_COVER_UPLOADS"]), "cover-upload", cost=1, what=TooManyRequests.REQUESTS)
+
+
+def check_resend_mail(user_id: int) -> None:
+    """One more confirmation sent again by this member (back office), or ``TooManyRequests``."""
+    if _enabled():
+        item = _item(current_app.config["LIMIT_RESEND_MAIL"])
+        _take(item, "resend-mail", cost=1, what=TooManyRequests.RESEND_MEMBER, client=f"member:{user_id}")
 
 
 class _ClientAllowance:

@@ -517,17 +517,20 @@ class MailStatus(enum.StrEnum):
 class MailOutbox(db.Model):
     """A mail a buyer is due, recorded in the transaction that made it due (the order's,
     the refund's), so a paid order never lacks its confirmation. At most one of each kind
-    per order or attempt."""
+    per order or attempt, and per ``resend``: 0 is the mail itself, 1, 2, … each copy a
+    member asked for again (``order_actions.resend_confirmation``), so the constraint
+    still makes a double click on Resend one row."""
 
     __tablename__ = "mail_outbox"
     __table_args__ = (
-        UniqueConstraint("order_id", "kind", name="uq_mail_outbox_order_id_kind"),
+        UniqueConstraint("order_id", "kind", "resend", name="uq_mail_outbox_order_id_kind_resend"),
         UniqueConstraint("attempt_id", "kind", name="uq_mail_outbox_attempt_id_kind"),
         Index("ix_mail_outbox_status_due_at", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))
+    resend: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     attempt_id: Mapped[int | None] = mapped_column(ForeignKey("payment_attempts.id"))
     status: Mapped[str] = mapped_column(String(20), default=MailStatus.PENDING.value)

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import mail
@@ -64,12 +64,39 @@ def event_cancelled_due(order_id: int) -> int:
     return _record(MailKind.EVENT_CANCELLED, order_id=order_id)
 
 
+def confirmation_resend_due(order_id: int, resend: int) -> int | None:
+    """Copy number ``resend`` (1, 2, …) of the order's confirmation is due, in the caller's
+    transaction: its row's id, or None when that copy is recorded already (the same
+    Resend clicked twice). It is sent like the confirmation, with a Message-ID of its own."""
+    return _insert(MailKind.ORDER_CONFIRMATION, order_id=order_id, resend=resend)
+
+
+def resends_of(order_id: int, since=None) -> int:
+    """How many copies of the order's confirmation were asked for again (since ``since``)."""
+    query = select(func.count()).where(
+        MailOutbox.order_id == order_id, MailOutbox.kind == MailKind.ORDER_CONFIRMATION.value, MailOutbox.resend > 0
+    )
+    if since is not None:
+        query = query.where(MailOutbox.created_at >= since)
+    return db.session.execute(query).scalar_one()
+
+
 def _record(kind: MailKind, *, order_id: int | None = None, attempt_id: int | None = None) -> int:
     """Insert the row unless one of this kind exists for the order or attempt (two
     fulfilments racing to record a refund both end here): then the existing one's id."""
+    _insert(kind, order_id=order_id, attempt_id=attempt_id, resend=0)
+    column, ref = (MailOutbox.order_id, order_id) if order_id is not None else (MailOutbox.attempt_id, attempt_id)
+    return db.session.execute(
+        select(MailOutbox.id).where(MailOutbox.kind == kind.value, column == ref, MailOutbox.resend == 0)
+    ).scalar_one()
+
+
+def _insert(kind: MailKind, *, order_id: int | None = None, attempt_id: int | None = None, resend: int) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING: the new row's id, None if the constraint kept it out."""
     now = utcnow()
     values = {
         "kind": kind.value,
+        "resend": resend,
         "order_id": order_id,
         "attempt_id": attempt_id,
         "status": MailStatus.PENDING.value,
@@ -79,9 +106,8 @@ def _record(kind: MailKind, *, order_id: int | None = None, attempt_id: int | No
         "message_id": _new_message_id(),
     }
     dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
-    db.session.execute(dialect.insert(MailOutbox).values(values).on_conflict_do_nothing())
-    column, ref = (MailOutbox.order_id, order_id) if order_id is not None else (MailOutbox.attempt_id, attempt_id)
-    return db.session.execute(select(MailOutbox.id).where(MailOutbox.kind == kind.value, column == ref)).scalar_one()
+    inserted = dialect.insert(MailOutbox).values(values).on_conflict_do_nothing().returning(MailOutbox.id)
+    return db.session.execute(inserted).scalar_one_or_none()
 
 
 def _new_message_id() -> str:
