@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
+
 from . import ticket_lifecycle
 from .models import Order, OrderStatus
 
@@ -64,3 +66,13 @@ def _void_valid_tickets(order_id: int) -> None:
     that fails later does not make them valid again: the buyer was told they are void, and
     the organiser retries the refund."""
     ticket_lifecycle.void_valid_of_order(order_id)
+
+
+def status_words() -> dict[str, str]:
+    """Each status as the back office says it."""
+    return {
+        S.PAID: _("Paid"),
+        S.PARTIALLY_REFUNDED: _("Partly refunded"),
+        S.REFUNDED: _("Refunded"),
+        S.CANCELLED: _("Cancelled"),
+    }

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -324,3 +325,14 @@ def mails_of_order(order_id: int) -> list[MailOutbox]:
     return list(
         db.session.execute(select(MailOutbox).where(MailOutbox.order_id == order_id).order_by(MailOutbox.id)).scalars()
     )
+
+
+def status_words() -> dict[str, str]:
+    """Each status as the back office says it."""
+    return {
+        MailStatus.PENDING: _("waiting to be sent"),
+        MailStatus.SENDING: _("being sent"),
+        MailStatus.SENT: _("sent"),
+        MailStatus.FAILED: _("failed"),
+        MailStatus.SKIPPED: _("not sent (no longer needed)"),
+    }

@@ -418,3 +418,29 @@ def sync_payment_intent(payment_intent_id: str) -> int | None:
 
 def of_order(order_id: int) -> list[Refund]:
     return list(db.session.execute(select(Refund).where(Refund.order_id == order_id).order_by(Refund.id)).scalars())
+
+
+def status_words() -> dict[str, str]:
+    """Each status as the back office says it."""
+    return {
+        S.REQUESTED: _("Asked of Stripe"),
+        S.PENDING: _("On its way"),
+        S.SUCCEEDED: _("Refunded"),
+        S.FAILED: _("Failed"),
+    }
+
+
+def failure_words(reason: str | None) -> str | None:
+    """Why a refund failed, in words: Stripe's ``failure_reason`` or ours."""
+    if not reason:
+        return None
+    return {
+        "refused_by_stripe": _("Stripe refused it"),
+        "expired_or_canceled_card": _("the card expired or was cancelled"),
+        "lost_or_stolen_card": _("the card was reported lost or stolen"),
+        "insufficient_funds": _("the account could not take it back"),
+        "declined": _("the bank declined it"),
+        "merchant_request": _("cancelled at Stripe"),
+        "charge_for_pending_refund_disputed": _("the payment is disputed"),
+        "unknown": _("no reason given"),
+    }.get(reason, reason)

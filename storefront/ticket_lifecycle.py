@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import update
 
 from .extensions import db
@@ -77,3 +78,8 @@ def void_tickets(ticket_ids: Iterable[int]) -> list[int]:
 def void_valid_of_order(order_id: int) -> list[int]:
     """The order's valid tickets → void (all its money went back); the ids voided."""
     return _move_where(Ticket.order_id == order_id, [S.VALID], S.VOID)
+
+
+def status_words() -> dict[str, str]:
+    """Each status as the back office says it."""
+    return {S.VALID: _("Valid"), S.USED: _("Used"), S.VOID: _("Void")}

@@ -199,12 +199,12 @@ def test_a_pending_refund_shows_pending_then_succeeded(shop, sandbox, backend):
         == 303
     )
     [row] = _refund_rows(_order_page(client, url))
-    assert "€50.00" in row and "pending" in row and "re_" in row
+    assert "€50.00" in row and "On its way" in row and "re_" in row
     page = _order_page(client, url)
     assert "Try this refund again" not in page
     stripe_id = db.session.execute(select(Refund.stripe_refund_id).where(Refund.order_id == order.id)).scalar_one()
     sandbox.control("POST", f"/_sandbox/refunds/{stripe_id}/settle", {})
-    wait_until(lambda: "succeeded" in _refund_rows(_order_page(client, url))[0], what="refund.updated")
+    wait_until(lambda: "Refunded" in _refund_rows(_order_page(client, url))[0], what="refund.updated")
     assert fresh_order(order.id).status == OrderStatus.REFUNDED.value
 
 
@@ -217,9 +217,9 @@ def test_a_failed_refund_is_shown_with_retry_and_retried_once(shop, sandbox, bac
     assert client.post(url + "/refund", data=_form(token, _hidden_fields(_text(review)))).status_code == 303
     refund = db.session.execute(select(Refund).where(Refund.order_id == order.id)).scalar_one()
     sandbox.control("POST", f"/_sandbox/refunds/{refund.stripe_refund_id}/settle", {})
-    wait_until(lambda: "failed" in _refund_rows(_order_page(client, url))[0], what="refund.failed")
+    wait_until(lambda: "Failed" in _refund_rows(_order_page(client, url))[0], what="refund.failed")
     page = _order_page(client, url)
-    assert "expired_or_canceled_card" in _refund_rows(page)[0]
+    assert "the card expired or was cancelled" in _refund_rows(page)[0]
     retry_url = f"{url}/refunds/{refund.id}/retry"
     assert f'action="{retry_url}"' in page and "Try this refund again" in page
     assert client.post(retry_url, data={"csrf_token": token}).status_code == 303

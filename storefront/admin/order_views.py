@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from flask import abort, current_app, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from .. import attempts, failure_reasons, htmx, order_search, outbox, refunds, teams
+from .. import orders as order_lifecycle
 from ..failure_reasons import REASON_LABELS, Reason
-from ..models import OrderStatus
 from ..order_search import Problem
 from ..payments import gateway
 from . import bp
@@ -33,18 +32,6 @@ def _problem_words(problem: Problem) -> str:
         Problem.REASON: _("That failure reason is not one we know; it was left out."),
         Problem.QUERY: _("The search was cut to 100 characters."),
     }[problem]
-
-
-ORDER_STATUS_LABELS = {
-    OrderStatus.PAID: _l("Paid"),
-    OrderStatus.PARTIALLY_REFUNDED: _l("Partly refunded"),
-    OrderStatus.REFUNDED: _l("Refunded"),
-    OrderStatus.CANCELLED: _l("Cancelled"),
-}
-
-
-def _attempt_status_labels() -> dict[str, str]:
-    return attempts.status_words()
 
 
 def stripe_dashboard_url(payment_intent_id: str | None) -> str | None:
@@ -89,7 +76,7 @@ def _render_orders(access, event):
         links=_page_links(page, filters.as_args()),
         problems=problems,
         ticket_types=ticket_types,
-        statuses=ORDER_STATUS_LABELS,
+        statuses=order_lifecycle.status_words(),
         action=url_for(request.endpoint, **(request.view_args or {})),
     )
 
@@ -124,8 +111,8 @@ def order(access, order_code: str):
         refunds=refunds.of_order(found.id),
         history=order_search.audit_history(found),
         timelines=order_search.timelines(found.cart_id),
-        statuses=ORDER_STATUS_LABELS,
-        attempt_statuses=_attempt_status_labels(),
+        statuses=order_lifecycle.status_words(),
+        attempt_statuses=attempts.status_words(),
         dashboard_url=stripe_dashboard_url,
     )
 
@@ -137,7 +124,7 @@ def event_attempts(access):
     paging, paging_problems = order_search.paging_from(request.args)
     page = order_search.attempts_without_order(access.event.id, filters, paging)
     problems = [_problem_words(p) for p in [*filters.problems, *paging_problems]]
-    labels = _attempt_status_labels()
+    labels = attempts.status_words()
     return htmx.render(
         "admin/attempts.html",
         "admin/attempts.html",

@@ -24,6 +24,27 @@ def _private(response):
     return response
 
 
+def _refund_failure_words(reason: str | None) -> str | None:
+    from .. import refunds
+
+    return refunds.failure_words(reason)
+
+
+def status_word(kind: str, value: str | None) -> str:
+    """A status as the back office says it, by its owner's words (``kind``: order, ticket,
+    refund, mail, attempt); an unknown value as it is stored."""
+    from .. import attempts, orders, outbox, refunds, ticket_lifecycle
+
+    words = {
+        "order": orders.status_words,
+        "ticket": ticket_lifecycle.status_words,
+        "refund": refunds.status_words,
+        "mail": outbox.status_words,
+        "attempt": attempts.status_words,
+    }[kind]()
+    return words.get(value, value or "")
+
+
 @bp.context_processor
 def _admin_context():
     return {
@@ -32,6 +53,8 @@ def _admin_context():
         "role_descriptions": ROLE_DESCRIPTIONS,
         "action_labels": ACTION_LABELS,
         "Permission": Permission,
+        "status_word": status_word,
+        "refund_failure_words": _refund_failure_words,
         # Not bound to the request: rendering must not read a body (a 413 page would read it again).
         "button_form": ButtonForm(formdata=None),
     }
