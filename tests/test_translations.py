@@ -97,9 +97,7 @@ def test_the_compiled_catalog_is_the_po_file_of_the_checkout(project_root):
     assert mo_path.is_file(), "run: pybabel compile -d storefront/translations"
     with open(mo_path, "rb") as f:
         compiled = _strings(read_mo(f))
-    assert compiled == _strings(_french(project_root)), (
-        "stale: run pybabel compile -d storefront/translations"
-    )
+    assert compiled == _strings(_french(project_root)), "stale: run pybabel compile -d storefront/translations"
 
 
 def _strings(catalog) -> dict:
