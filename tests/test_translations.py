@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.request
 from datetime import UTC, datetime
 
 import pytest
@@ -230,7 +231,12 @@ def test_a_paid_order_keeps_the_language_of_its_checkout_through_the_webhook(sho
     client = shop.test_client()
     client.post("/language", data={"lang": "fr", "next": "/"})
     session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
-    assert attempt_of(session_id).locale == "fr"
+    attempt = attempt_of(session_id)
+    assert attempt.locale == "fr"
+    # The hosted payment page (the sandbox's, as Stripe's would) speaks the buyer's language.
+    with urllib.request.urlopen(attempt.checkout_url, timeout=10) as answer:
+        hosted = answer.read().decode()
+    assert _lang(hosted) == "fr" and "Total à payer" in hosted and "Payer 25,00 €" in hosted
     assert sandbox.pay(session_id, card=CARD_OK)["outcome"] == "succeeded"
     order = wait_for_order(session_id)  # made by the webhook, whose request is Stripe's
     assert order.locale == "fr"
