@@ -212,7 +212,7 @@ def _start(token, email, names, success_url, cancel_url, now, shown_total=None) 
             db.session.add(attempt)
         else:
             attempt.lines = json.dumps(lines)
-        attempt.locale = languages.for_order()  # the language the buyer pays in now
+            attempt.locale = languages.for_order()  # the language the buyer pays in now
         db.session.flush()
         attempt_id, cart_id, key = attempt.id, cart.id, attempt.idempotency_key
         params = _session_params(attempt, lines, success_url, cancel_url)

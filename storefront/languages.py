@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, current_app, redirect, request, url_for
+from flask import Blueprint, Flask, abort, current_app, has_request_context, redirect, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -52,8 +52,6 @@ def supported(lang: str | None) -> str | None:
 def select_locale() -> str | None:
     """Flask-Babel's locale selector: the remembered choice, else Accept-Language, else
     the default (None: Flask-Babel's ``BABEL_DEFAULT_LOCALE``)."""
-    from flask import has_request_context
-
     if not has_request_context():
         return None
     return supported(request.cookies.get(COOKIE)) or request.accept_languages.best_match(offered())
