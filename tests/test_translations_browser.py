@@ -51,6 +51,10 @@ def test_a_french_browser_shops_in_french(browser, live):
         page.goto(f"{base}/cart")
         expect(page.get_by_role("button", name="Vider le panier")).to_be_visible()
         _shot(page, "cart-fr.png")
+        page.goto(f"{base}/checkout")
+        expect(page.get_by_label("E-mail pour recevoir vos billets")).to_be_visible()
+        expect(page.get_by_role("button", name="Payer")).to_be_visible()
+        _shot(page, "checkout-fr.png")
         watch.assert_clean()
     finally:
         context.close()
