@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask
 
 from . import config as settings
+from . import languages
 from .extensions import babel, csrf, db, htmx_ext, migrate
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parent
-
-
-def _select_locale() -> str | None:
-    """The buyer's language from Accept-Language; the default outside a request (CLI, jobs)."""
-    from flask import current_app, has_request_context
-
-    if not has_request_context():
-        return None
-    return request.accept_languages.best_match(current_app.config["LANGUAGES"])
 
 
 def bundled(name: str) -> Path:
@@ -53,7 +45,8 @@ def create_app(config: dict | None = None) -> Flask:
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(bundled("migrations")), render_as_batch=True)
     csrf.init_app(app)
-    babel.init_app(app, locale_selector=_select_locale)
+    babel.init_app(app, locale_selector=languages.select_locale)
+    languages.init_app(app)
     htmx_ext.init_app(app)
 
     from . import request_body
@@ -100,12 +93,6 @@ def create_app(config: dict | None = None) -> Flask:
     logs.init_app(app)
     http_security.init_app(app)
     links.init_app(app)
-
-    @app.context_processor
-    def _locale():
-        from flask_babel import get_locale
-
-        return {"locale": str(get_locale() or "en")}
 
     @app.context_processor
     def _payments_mode():

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from . import attempts, fulfilment, jobs, parsing
+from . import attempts, fulfilment, jobs, languages, parsing
 from . import cart as carts
 from .allowance import UNLIMITED, Allowance
 from .database import write_transaction
@@ -182,12 +182,13 @@ def _start(token, email, names, success_url, cancel_url, now, shown_total=None) 
             raise SalesEnded(event.title)
         _check_shown_total(shown_total, total, currency)
         if total == 0:
-            order, mail_id = fulfilment.create_free_order(cart, items, lines, email, now)
+            order, mail_id = fulfilment.create_free_order(cart, items, lines, email, now, languages.for_order())
             return CheckoutStarted(order_token=order.access_token, order_id=order.id, mail_id=mail_id)
         digest = _digest(cart.id, lines, email, currency)
         attempt = _reusable_attempt(cart.id, digest, now)
         if attempt is not None and attempt.status == AttemptStatus.OPEN.value:
             attempt.lines = json.dumps(lines)  # the names may have changed; Stripe never sees them
+            attempt.locale = languages.for_order()
             attempt.updated_at = now
             # Its token was replaced when this checkout started; the browser has the new one.
             return CheckoutStarted(
@@ -203,6 +204,7 @@ def _start(token, email, names, success_url, cancel_url, now, shown_total=None) 
                 amount_minor=total,
                 currency=currency,
                 status=AttemptStatus.CREATING.value,
+                locale=languages.for_order(),
                 session_expires_at=now + SESSION_LIFETIME + SESSION_SLACK,
                 created_at=now,
                 updated_at=now,
@@ -210,6 +212,7 @@ def _start(token, email, names, success_url, cancel_url, now, shown_total=None) 
             db.session.add(attempt)
         else:
             attempt.lines = json.dumps(lines)
+            attempt.locale = languages.for_order()  # the language the buyer pays in now
         db.session.flush()
         attempt_id, cart_id, key = attempt.id, cart.id, attempt.idempotency_key
         params = _session_params(attempt, lines, success_url, cancel_url)
@@ -305,6 +308,7 @@ def _session_params(attempt: PaymentAttempt, lines: list[dict], success_url: str
             for line in lines
         ],
         "customer_email": attempt.buyer_email,
+        "locale": attempt.locale,  # the hosted page speaks the buyer's language
         "client_reference_id": f"cart-{attempt.cart_id}",
         "metadata": names,
         "payment_intent_data": {"metadata": names},

@@ -220,6 +220,7 @@ def _create_order(session, attempt_id: int, source: str) -> Outcome:
         session_id=session.id,
         payment_intent_id=pi_id,
         total=attempt.amount_minor,  # what the session was paid: _paid_as_asked
+        locale=attempt.locale,
         now=now,
     )
     attempts.move(attempt, AttemptStatus.PAID, now)
@@ -275,7 +276,9 @@ def _buyer_email(session) -> str | None:
     return email or getattr(session, "customer_email", None)
 
 
-def _new_order(*, cart_id, event_id, lines, email, currency, session_id, payment_intent_id, total, now) -> Order:
+def _new_order(
+    *, cart_id, event_id, lines, email, currency, session_id, payment_intent_id, total, locale, now
+) -> Order:
     order = Order(
         code=new_order_code(),
         access_token=secrets.token_urlsafe(32),
@@ -288,6 +291,7 @@ def _new_order(*, cart_id, event_id, lines, email, currency, session_id, payment
         total_minor=total,
         refunded_minor=0,
         currency=currency,
+        locale=locale,
         created_at=now,
     )
     for line in lines:
@@ -308,7 +312,7 @@ def _new_order(*, cart_id, event_id, lines, email, currency, session_id, payment
 
 
 def create_free_order(
-    cart: Cart, items: list[CartItem], lines: list[dict], email: str, now: datetime
+    cart: Cart, items: list[CartItem], lines: list[dict], email: str, now: datetime, locale: str = "en"
 ) -> tuple[Order, int]:
     """A cart that costs nothing: sold and ordered at once, in the caller's transaction
     (which locked the live cart), with its confirmation recorded in the outbox. No
@@ -324,6 +328,7 @@ def create_free_order(
         session_id=None,
         payment_intent_id=None,
         total=0,
+        locale=locale,
         now=now,
     )
     mail_id = outbox.confirmation_due(order.id)

@@ -14,7 +14,7 @@ import logging
 
 from flask import after_this_request, current_app
 
-from . import mail, parsing
+from . import languages, mail, parsing
 from .errors import InvalidEmail
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,12 @@ def address(raw: str | None) -> str:
 def send_links_after_answer(email: str) -> None:
     """Once this request's answer is sent, mail ``email`` the links to its orders (if it has any)."""
     app = current_app._get_current_object()
+    locale = languages.current()  # the page's language: the mail is sent after the request
 
     def send() -> None:
         with app.app_context():
             try:
-                mail.send_order_links(email)
+                mail.send_order_links(email, locale)
             except Exception:
                 log.exception("lost tickets: the links could not be sent")
 

@@ -13,9 +13,9 @@ Delivery: without ``MAIL_SERVER`` each message is written to ``MAIL_OUTBOX``
 (``instance/outbox/<timestamp>-<name>.eml``, through a temporary file and a rename,
 so a reader never sees half a message); with it, by SMTP.
 
-Mails are written in the default locale (``BABEL_DEFAULT_LOCALE``): the buyer's
-language is not stored with the order yet, and a webhook's request carries Stripe's
-Accept-Language, not the buyer's.
+Mails to buyers are written in the language of their checkout (``Order.locale``, copied
+from ``PaymentAttempt.locale``), not the request's: a webhook's request carries Stripe's
+Accept-Language, and a job has no request at all.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def build_event_cancelled(order_id: int) -> tuple[EmailMessage, str]:
         .join(CancellationOrder, CancellationOrder.refund_id == Refund.id)
         .where(CancellationOrder.order_id == order.id)
     ).scalar_one_or_none()
-    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+    with force_locale(order.locale):
         # What this cancellation refunds: all of it, or what an earlier partial refund left.
         context = {
             "order": order,
@@ -99,7 +99,7 @@ def _order_confirmation(order_id: int) -> tuple[EmailMessage, str]:
             selectinload(Order.event).selectinload(Event.organiser),
         )
     ).scalar_one()
-    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+    with force_locale(order.locale):
         pdf = _tickets_pdf(order)
         context = {
             "order": order,
@@ -133,8 +133,9 @@ def _tickets_pdf(order: Order) -> bytes | None:
         return None
 
 
-def send_order_links(address: str) -> bool:
-    """Mail ``address`` (lower case) a link to each of its orders ("Lost your tickets?").
+def send_order_links(address: str, locale: str | None = None) -> bool:
+    """Mail ``address`` (lower case) a link to each of its orders ("Lost your tickets?"),
+    in ``locale`` (the language of the page that asked; default: the newest order's).
     Nothing is sent to an address without orders. True when a mail was sent; raises if
     delivery fails (the caller logs it: the buyer can ask again)."""
     db.session.rollback()
@@ -149,7 +150,7 @@ def send_order_links(address: str) -> bool:
     if not orders:
         log.info("lost tickets: no orders for the address asked about; nothing sent")
         return False
-    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+    with force_locale(locale or orders[0].locale):
         context = {
             "orders": orders,
             "links": {order.id: public_url("shop.order", token=order.access_token) for order in orders},
@@ -183,7 +184,7 @@ def _refund_notice(attempt_id: int) -> tuple[EmailMessage, str]:
         ).scalars()
     }
     event = db.session.get(Event, next(iter(types.values())).event_id)
-    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+    with force_locale(attempt.locale):
         context = {"attempt": attempt, "event": event, "events_url": public_url("shop.events")}
         message = _message(
             to=attempt.buyer_email,

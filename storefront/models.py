@@ -292,6 +292,8 @@ class PaymentAttempt(db.Model):
     # what it asked Stripe for (zero- and three-decimal currencies, before minor units).
     displayed_amount_minor: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default=AttemptStatus.CREATING.value)
+    # The language the buyer checked out in ("en", "fr"): the order made from it keeps it.
+    locale: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     session_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
@@ -367,6 +369,8 @@ class Order(db.Model):
     total_minor: Mapped[int] = mapped_column(Integer)
     refunded_minor: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
+    # The language of its checkout: its mails and its tickets' PDF are written in it.
+    locale: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     event: Mapped[Event] = relationship()

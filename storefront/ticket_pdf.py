@@ -25,6 +25,7 @@ import logging
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from fpdf import FPDF
 
@@ -78,7 +79,13 @@ def _texts(order: Order) -> list[str]:
 
 
 def order_pdf(order: Order) -> bytes:
-    """The PDF of ``order`` (its tickets, their types, its event and organiser loaded)."""
+    """The PDF of ``order`` (its tickets, their types, its event and organiser loaded),
+    in the order's language (kept from its checkout), whoever downloads it."""
+    with force_locale(order.locale):
+        return _order_pdf(order)
+
+
+def _order_pdf(order: Order) -> bytes:
     event = order.event
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     pdf.set_title(_("Tickets for %(title)s (order %(code)s)", title=event.title, code=order.code))

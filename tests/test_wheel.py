@@ -14,7 +14,8 @@ from pathlib import Path
 
 SOURCES = ("pyproject.toml", "setup.py", "README.md")
 FOLDERS = ("storefront", "templates", "static", "migrations")
-SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
+# *.mo: a compiled catalog in the checkout must not stand in for the one the build compiles.
+SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.mo")
 
 
 def _run(*args: str, cwd: Path, env: dict | None = None) -> str:
@@ -53,6 +54,8 @@ def test_the_wheel_carries_what_it_needs_and_runs_outside_the_checkout(tmp_path,
     missing = [name for name in _package_data(project_root) if name not in names]
     assert missing == [], missing
     assert "storefront/migrations/versions/0004_money_minor_units.py" in names
+    # The French catalog, compiled by the build (the checkout commits only the .po).
+    assert "storefront/translations/fr/LC_MESSAGES/messages.mo" in names
 
     site = tmp_path / "site"
     _run(*pip, "install", "--no-deps", "--no-index", "--no-compile", "--target", str(site), str(wheel), cwd=tmp_path)
@@ -82,14 +85,17 @@ def test_the_wheel_carries_what_it_needs_and_runs_outside_the_checkout(tmp_path,
         events = client.get("/")
         css = client.get("/static/css/app.css")
         print(storefront.__file__, app.template_folder, app.static_folder, sep="\\n")
+        french = client.get("/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
         print(events.status_code, css.status_code)
+        print('lang="fr"' in french and "Prochains événements" in french)
         print(events.get_data(as_text=True))
         """
     )
     out = _run(sys.executable, "-c", script, cwd=elsewhere, env=env).splitlines()
-    module, templates, static, statuses = out[:4]
+    module, templates, static, statuses, french = out[:5]
     for path in (module, templates, static):
         assert Path(path).is_relative_to(site / "storefront"), (path, site)
     assert statuses == "200 200"
-    page = "\n".join(out[4:])
+    assert french == "True"  # the installed wheel speaks French: its catalog was compiled
+    page = "\n".join(out[5:])
     assert "Tokyo Design Summit" in page and "¥12,000" in page

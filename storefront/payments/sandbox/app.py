@@ -4,12 +4,19 @@ Its templates and static files are its own, inside this package."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask, Response
+from flask_babel import Babel, get_locale
 
 from . import api, control, hosted
 from .config import SandboxConfig
 from .service import Sandbox
 from .webhooks import Deliverer
+
+# The hosted page's words are in the storefront's catalog (one catalog to keep complete:
+# tests/test_translations.py); a language shows only once compiled, else English.
+TRANSLATIONS = Path(__file__).resolve().parents[2] / "translations"
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -24,6 +31,17 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
     deliverer = Deliverer(sandbox)
     app.extensions["stripe_sandbox"] = sandbox
     app.extensions["stripe_sandbox_deliverer"] = deliverer
+    Babel(app, default_translation_directories=str(TRANSLATIONS))
+    app.extensions["stripe_sandbox_locales"] = [
+        lang
+        for lang in hosted.LOCALES
+        if lang == "en" or (TRANSLATIONS / lang / "LC_MESSAGES" / "messages.mo").is_file()
+    ]
+
+    @app.context_processor
+    def _page_locale():
+        return {"page_locale": str(get_locale() or "en")}
+
     app.register_blueprint(api.bp)
     app.register_blueprint(hosted.bp)
     app.register_blueprint(control.bp)

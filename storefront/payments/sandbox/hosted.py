@@ -4,7 +4,8 @@ language), email, card or bank debit; the 3-D Secure step; no scripts at all."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
+from flask_babel import force_locale
 
 from .cards import CARDS, IBANS
 from .errors import ApiError
@@ -18,9 +19,11 @@ LOCALES = ["en", "fr"]
 
 
 def page_locale(session: dict) -> str:
-    if session.get("locale") in LOCALES:
+    """The session's ``locale`` if the page has it, else the browser's best match, else English."""
+    shown = current_app.extensions.get("stripe_sandbox_locales", ["en"])
+    if session.get("locale") in shown:
         return session["locale"]
-    return request.accept_languages.best_match(LOCALES) or "en"
+    return request.accept_languages.best_match(shown) or "en"
 
 
 def render_page(session_id: str, *, status: int = 200, **extra) -> Response:
@@ -42,7 +45,13 @@ def render_page(session_id: str, *, status: int = 200, **extra) -> Response:
     if session["status"] == "open" and is_past_expiry(session, internal):
         sandbox.sweep()  # it lapsed a moment ago: say so now rather than at the next tick
         session, internal = sandbox.sessions.get(session_id)
-    html = render_template(
+    with force_locale(locale):
+        html = _render_checkout(session, lines, currency, locale, extra)
+    return Response(html, status=status)
+
+
+def _render_checkout(session: dict, lines: list[dict], currency: str, locale: str, extra: dict) -> str:
+    return render_template(
         "checkout.html",
         session=session,
         lines=lines,
@@ -53,7 +62,6 @@ def render_page(session_id: str, *, status: int = 200, **extra) -> Response:
         errors=extra.pop("errors", {}),
         **extra,
     )
-    return Response(html, status=status)
 
 
 def _page_of(session_id: str) -> str:
@@ -99,11 +107,12 @@ def challenge_page(session_id):
         return redirect(_page_of(session_id), 303)
     session, _ = sandbox.sessions.get(session_id)
     locale = page_locale(session)
-    return render_template(
-        "challenge.html",
-        session=session,
-        total=format_amount(session["amount_total"], session["currency"], locale),
-    )
+    with force_locale(locale):
+        return render_template(
+            "challenge.html",
+            session=session,
+            total=format_amount(session["amount_total"], session["currency"], locale),
+        )
 
 
 @bp.post("/<session_id>/authenticate")
