@@ -66,3 +66,17 @@ ACTION_LABELS.update(
         "ticket_type_deleted": _l("Ticket type deleted"),
     }
 )
+
+# The money side's (orders, refunds, exports, cancellations, reconciliation).
+ACTION_LABELS.update(
+    {
+        "event_exported": _l("Event exported"),
+        "event.cancellation_finished": _l("Event cancellation finished"),
+        "order.cancelled": _l("Order cancelled"),
+        "order.confirmation_resent": _l("Confirmation sent again"),
+        "refund.requested": _l("Refund asked for"),
+        "refund.retried": _l("Refund tried again"),
+        "ticket.renamed": _l("Attendee name corrected"),
+        "reconcile_item.dismiss": _l("Reconciliation item dismissed"),
+    }
+)
