@@ -116,7 +116,7 @@ def test_the_inbox_lists_only_the_organisers_items_and_the_last_runs(app):
     body = page.get_data(as_text=True)
     assert page.status_code == 200
     assert f"item-{home_item}" in body and f"item-{away_item}" not in body
-    assert "open_at_stripe" in body and "test" in body  # the run, started by "test"
+    assert "Still open at Stripe, ended here" in body and "test" in body  # the run, started by "test"
     # Another organiser's item cannot be acted on from inside our URLs.
     refused = client.post(f"/admin/o/home/reconciliation/{away_item}/dismiss", data={"note": "not ours"})
     assert refused.status_code == 404

@@ -43,7 +43,7 @@ ORDER_STATUS_LABELS = {
 }
 
 
-def _attempt_status_labels() -> dict[str, str]:
+def attempt_status_labels() -> dict[str, str]:
     return {
         AttemptStatus.CREATING: _("Starting"),
         AttemptStatus.OPEN: _("Open (buyer on the payment page)"),
@@ -135,7 +135,7 @@ def order(access, order_code: str):
         history=order_search.audit_history(found),
         timelines=order_search.timelines(found.cart_id),
         statuses=ORDER_STATUS_LABELS,
-        attempt_statuses=_attempt_status_labels(),
+        attempt_statuses=attempt_status_labels(),
         dashboard_url=stripe_dashboard_url,
     )
 
@@ -147,7 +147,7 @@ def event_attempts(access):
     paging, paging_problems = order_search.paging_from(request.args)
     page = order_search.attempts_without_order(access.event.id, filters, paging)
     problems = [_problem_words(p) for p in [*filters.problems, *paging_problems]]
-    labels = _attempt_status_labels()
+    labels = attempt_status_labels()
     return htmx.render(
         "admin/attempts.html",
         "admin/attempts.html",
