@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from storefront import fulfilment
 from storefront.database import write_transaction
 from storefront.extensions import db
-from storefront.models import AttemptStatus, ReconcileItem, ReconcileRun
+from storefront.models import AttemptStatus, ReconcileItem, ReconcileRun, utcnow
 from storefront.payments import gateway as gw
 from storefront.reconcile import reconcile
 
@@ -181,7 +181,7 @@ def _paid_without_order_item(shop, sandbox):
     pay_but_drop_the_completion(sandbox, session_id)
     attempt = attempt_of(session_id)
     with write_transaction():
-        run = ReconcileRun(started_by="test")
+        run = ReconcileRun(started_by="test", finished_at=utcnow())
         db.session.add(run)
         db.session.flush()
         item = ReconcileItem(
@@ -210,7 +210,7 @@ def test_fulfil_asks_to_confirm_then_makes_exactly_one_order_under_a_double_subm
     url = f"/admin/o/home/reconciliation/{item_id}/fulfil"
     page = client.get("/admin/o/home/reconciliation").get_data(as_text=True)
     assert "Paid, but we have no order" in page and "Fulfil…" in page and "Refund…" in page
-    assert "€50.00" in page  # what Stripe says, beside the attempt's "€50.00 asked"
+    assert "Paid: <strong>€50.00" in page and "We asked €50.00" in page  # Stripe beside ours
 
     confirm = client.post(url)
     assert confirm.status_code == 200 and "Make the order" in confirm.get_data(as_text=True)

@@ -46,7 +46,7 @@ def _running() -> bool:
 def _page(access, status: int = 200, error: str | None = None):
     return htmx.render(
         "admin/reconciliation.html",
-        "admin/_reconcile_runs.html",
+        "admin/_reconcile_inbox.html",
         status=status,
         access=access,
         items=reconcile.open_items(order_search.visible_event_ids(access.membership)),
@@ -92,7 +92,7 @@ def _item(access, item_id: int):
 def reconciliation(access):
     response = _page(access)
     if htmx.wants_fragment() and not _running():
-        response.status_code = htmx.STOP_POLLING  # the runs' part polls while a run is asked for or works
+        response.status_code = htmx.STOP_POLLING  # the inbox polls while a run is asked for or works
     return response
 
 
