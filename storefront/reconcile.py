@@ -456,9 +456,10 @@ def refund_item(item_id: int, actor: Actor, organiser_id: int) -> str:
     can honour it (an amount mismatch, a paid session without an order). The attempt
     moves to ``refunding`` before Stripe is asked and to ``refunded`` with its answer
     (``attempts``), so fulfilment can no longer make an order for it (its cart's hold is
-    then released by the sweep); the refund's idempotency key is made from the session,
-    so two clicks at once make one refund at Stripe, and a click after the first finds
-    the item refunded and asks nothing. Returns Stripe's refund id."""
+    then released by the sweep); the refund's idempotency key and words are fulfilment's
+    for the session (``fulfilment.refund_key``), so two clicks at once, or a click and a
+    webhook finishing the refund, make one refund at Stripe, and a click after the first
+    finds the item refunded and asks nothing. Returns Stripe's refund id."""
     now = utcnow()
     with write_transaction():
         item = _lock_open(item_id, REFUND)
@@ -466,6 +467,7 @@ def refund_item(item_id: int, actor: Actor, organiser_id: int) -> str:
         order = fulfilment.order_for_session(session_id)
         if order is not None:
             raise HasOrder(order.code)
+        why = REFUND_REASON
         if attempt_id is not None:
             attempt = db.session.get(PaymentAttempt, attempt_id, with_for_update=True)
             # amount_mismatch -> refunding (the edge this action exists for); a paid session
@@ -475,17 +477,19 @@ def refund_item(item_id: int, actor: Actor, organiser_id: int) -> str:
             ):
                 attempts.move(attempt, AttemptStatus.REFUNDING, now)
                 attempt.refund_reason = REFUND_REASON
+            why = attempt.refund_reason or REFUND_REASON
     gateway = gw.get_gateway()
     try:
         session = gateway.retrieve_checkout_session(session_id)
         payment_intent = fulfilment._id(session.payment_intent)
         if session.payment_status != "paid" or not payment_intent:
             raise NotFulfilled("not_paid")
+        # Fulfilment's key and words: a refund it decided and this one are one refund at Stripe.
         refund = gateway.create_refund(
             payment_intent,
             reason="requested_by_customer",
-            metadata={"session_id": session_id, "why": REFUND_REASON},
-            idempotency_key=f"reconcile-refund-{session_id}",
+            metadata=fulfilment.refund_metadata(session_id, why),
+            idempotency_key=fulfilment.refund_key(session_id),
         )
     except gw.StripeError as error:
         # The attempt stays refunding and the item open: the next click asks again, with the same key.
