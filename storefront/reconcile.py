@@ -339,6 +339,13 @@ class HasOrder(StorefrontError):
         return _("This payment has an order (%(code)s): refund it from the order's page.", code=self.code)
 
 
+class NothingToRefund(StorefrontError):
+    status = 409
+
+    def message(self) -> str:
+        return _("Stripe does not say this payment succeeded: there is nothing to refund.")
+
+
 class StripeUnavailable(StorefrontError):
     status = 503
 
@@ -460,10 +467,20 @@ def refund_item(item_id: int, actor: Actor, organiser_id: int) -> str:
     for the session (``fulfilment.refund_key``), so two clicks at once, or a click and a
     webhook finishing the refund, make one refund at Stripe, and a click after the first
     finds the item refunded and asks nothing. Returns Stripe's refund id."""
-    now = utcnow()
+    gateway = gw.get_gateway()
+    with write_transaction():
+        session_id = _lock_open(item_id, REFUND).stripe_id
+    try:
+        session = gateway.retrieve_checkout_session(session_id)
+    except gw.StripeError as error:
+        db.session.rollback()
+        raise StripeUnavailable() from error
+    payment_intent = getattr(session.payment_intent, "id", session.payment_intent)  # an id, or expanded
+    if session.payment_status != "paid" or not payment_intent:
+        raise NothingToRefund()
     with write_transaction():
         item = _lock_open(item_id, REFUND)
-        session_id, attempt_id = item.stripe_id, item.attempt_id
+        attempt_id = item.attempt_id
         order = fulfilment.order_for_session(session_id)
         if order is not None:
             raise HasOrder(order.code)
@@ -475,15 +492,10 @@ def refund_item(item_id: int, actor: Actor, organiser_id: int) -> str:
             if attempt.status != AttemptStatus.REFUNDING.value and attempts.may_move(
                 attempt.status, AttemptStatus.REFUNDING
             ):
-                attempts.move(attempt, AttemptStatus.REFUNDING, now)
+                attempts.move(attempt, AttemptStatus.REFUNDING, utcnow())
                 attempt.refund_reason = REFUND_REASON
             why = attempt.refund_reason or REFUND_REASON
-    gateway = gw.get_gateway()
     try:
-        session = gateway.retrieve_checkout_session(session_id)
-        payment_intent = fulfilment._id(session.payment_intent)
-        if session.payment_status != "paid" or not payment_intent:
-            raise NotFulfilled("not_paid")
         # Fulfilment's key and words: a refund it decided and this one are one refund at Stripe.
         refund = gateway.create_refund(
             payment_intent,

@@ -424,8 +424,9 @@ def test_a_refund_fulfilment_decided_and_the_inboxs_refund_are_one_refund_at_str
 
     event, session_id, item_id = _paid_without_order_item(shop, sandbox)
     session = gw.get_gateway().retrieve_checkout_session(session_id)
+    attempt_id = attempt_of(session_id).id  # outside the transaction: attempt_of rolls back
     with write_transaction():
-        attempt = db.session.get(PaymentAttempt, attempt_of(session_id).id)
+        attempt = db.session.get(PaymentAttempt, attempt_id)
         attempts.move(attempt, AttemptStatus.REFUNDING, utcnow())
         attempt.refund_reason = fulfilment.REFUND_REASON_SOLD_OUT
     lost = gw.get_gateway().create_refund(  # fulfilment's call, whose answer never came back
