@@ -15,6 +15,9 @@ Why the less obvious edges exist:
   or says the session was paid meanwhile, they are opened again.
 * expired / failed → paid, refunding, amount_mismatch: a late payment. The buyer paid a
   session we had already given up on; fulfilment decides, as for any paid session.
+* amount_mismatch → refunding: a person refunds, from the reconciliation inbox
+  (``reconcile.refund_item``), a payment made for another amount than asked; it is
+  ``refunded`` once Stripe answers (no order is ever made for it).
 * processing → expired: Stripe's ``checkout.session.expired`` for a session whose bank
   debit we saw start is taken at its word.
 
@@ -48,7 +51,7 @@ TRANSITIONS: dict[AttemptStatus, frozenset[AttemptStatus]] = {
     S.REFUNDING: frozenset({S.REFUNDED}),
     S.PAID: frozenset(),
     S.REFUNDED: frozenset(),
-    S.AMOUNT_MISMATCH: frozenset(),
+    S.AMOUNT_MISMATCH: frozenset({S.REFUNDING}),
 }
 
 

@@ -116,9 +116,12 @@ def init_app(app: Flask) -> None:
         """Compare recent Checkout Sessions at Stripe with our orders; fulfil what was missed."""
         from datetime import timedelta
 
-        from .reconcile import reconcile
+        from .reconcile import run_exclusive
 
-        report = reconcile(since=timedelta(hours=hours), started_by="cli")
+        report = run_exclusive(since=timedelta(hours=hours), started_by="cli")
+        if report is None:
+            click.echo("Another reconciliation run is working now (the periodic job or a manager's); try again soon.")
+            raise SystemExit(1)
         for line in report.fixed:
             click.echo(f"fixed: {line}")
         for line in report.mismatches:

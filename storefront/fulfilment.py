@@ -158,6 +158,15 @@ def _fulfil(session_id: str, source: str, session) -> Outcome:
     return _refund(session, attempt_id, source)
 
 
+def refund_key(session_id: str) -> str:
+    """The idempotency key of the one refund of a paid session without an order."""
+    return f"refund-{session_id}"
+
+
+def refund_metadata(session_id: str, why: str) -> dict[str, str]:
+    return {"session_id": session_id, "why": why}
+
+
 class _RefundDecided(Exception):
     """An earlier call decided to refund this session; finish that, never sell."""
 
@@ -368,22 +377,26 @@ def _refund(session, attempt_id: int, source: str) -> Outcome:
             attempt.refund_reason = REFUND_REASON_SOLD_OUT
             attempt.stripe_checkout_session_id = session.id
             attempt.stripe_payment_intent_id = pi_id
+        # Whoever decided the refund (here, or a person in the reconciliation inbox) named
+        # its reason; both ask Stripe with the same key and the same words: one refund.
+        why = attempt.refund_reason or REFUND_REASON_SOLD_OUT
     refund = gw.get_gateway().create_refund(
         pi_id,
         reason="requested_by_customer",
-        metadata={"session_id": session.id, "why": REFUND_REASON_SOLD_OUT},
-        idempotency_key=f"refund-{session.id}",
+        metadata=refund_metadata(session.id, why),
+        idempotency_key=refund_key(session.id),
     )
     with write_transaction():
         attempt = db.session.get(PaymentAttempt, attempt_id)
         if attempt.status != AttemptStatus.REFUNDED.value:  # the racing delivery may have recorded it
             attempts.move(attempt, AttemptStatus.REFUNDED, utcnow())
         attempt.stripe_refund_id = refund.id
-        mail_id = outbox.refund_notice_due(attempt_id)
+        # The notice says the tickets were gone: only for that reason.
+        mail_id = outbox.refund_notice_due(attempt_id) if why == REFUND_REASON_SOLD_OUT else None
     log.warning(
         "session %s refunded (%s, refund %s, attempt %s, %s)",
         session.id,
-        REFUND_REASON_SOLD_OUT,
+        why,
         refund.id,
         attempt_id,
         source,

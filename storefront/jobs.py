@@ -14,6 +14,9 @@ The jobs:
   try is asked for again when the row's backoff ends.
 * ``cancel_event(cancellation_id)``: refund a cancelled event's paid orders
   (``storefront.cancellations``), asked for by the cancelling view after its commit.
+* ``reconcile_run(started_by, holder)``: a reconciliation run a manager asked for from the
+  inbox (``storefront.reconcile.request_run``). It and the periodic ``reconcile`` both run
+  under the ``reconcile-running`` lease, so two runs never overlap.
 * periodic, each under a lease (``storefront.leases``) so that several workers never run
   one at once, kept for its period so that of the copies every worker's scheduler
   enqueues, one runs: ``release_lapsed_holds`` and ``expire_lapsed_checkouts`` every
@@ -94,6 +97,7 @@ class Jobs:
         huey = self.huey
         self.send_mail = huey.task(name="send_mail")(self._send_mail)
         self.cancel_event = huey.task(name="cancel_event")(self._cancel_event)
+        self.reconcile_run = huey.task(name="reconcile_run")(self._reconcile_run)
         every_minute = crontab(minute="*")
         reconcile_every = crontab(minute=f"*/{app.config['JOBS_RECONCILE_MINUTES']}")
         self.release_lapsed_holds = huey.periodic_task(every_minute, name="release_lapsed_holds")(
@@ -131,6 +135,26 @@ class Jobs:
             with leases.held(f"cancellation-{cancellation_id}", 600) as mine:
                 if mine:
                     cancellations.run(cancellation_id)
+
+    def _reconcile_run(self, started_by: str, holder: str, tries: int = 0) -> None:
+        """A run a manager asked for (``reconcile.request_run``): under the running lease
+        like the periodic one; if a run works now, asked again in a while (within the
+        request's lease); the request is given back when its run ends."""
+        from . import reconcile
+
+        with self.app.app_context():
+            try:
+                report = reconcile.run_exclusive(
+                    since=timedelta(hours=self.app.config["JOBS_RECONCILE_HOURS"]), started_by=started_by
+                )
+            except Exception:
+                reconcile.finish_request(holder)
+                raise
+            if report is None and tries < RECONCILE_RUN_TRIES:
+                log.info("job reconcile_run: another run works now; asking again in %ss", RECONCILE_RUN_WAIT)
+                self.reconcile_run.schedule((started_by, holder, tries + 1), delay=RECONCILE_RUN_WAIT)
+                return
+            reconcile.finish_request(holder)
 
     def _periodic(self, name: str, period_seconds: int, work):
         """``work()`` under the job's lease, held for ten periods at most (a run that
@@ -266,10 +290,22 @@ def cancel_event_soon(cancellation_id: int) -> None:
         log.exception("cancellation %s: could not be queued; the periodic job runs it", cancellation_id)
 
 
-def _reconcile() -> None:
-    from .reconcile import reconcile
+RECONCILE_RUN_WAIT = 15  # seconds
+RECONCILE_RUN_TRIES = 30  # a manager's run waits this many times for another to end
 
-    report = reconcile(since=timedelta(hours=current_app.config["JOBS_RECONCILE_HOURS"]), started_by="job")
+
+def reconcile_run_soon(started_by: str, holder: str) -> None:
+    """Ask a worker for the run a manager asked for (after ``reconcile.request_run``)."""
+    get_jobs().reconcile_run(started_by, holder)
+
+
+def _reconcile() -> None:
+    from .reconcile import run_exclusive
+
+    report = run_exclusive(since=timedelta(hours=current_app.config["JOBS_RECONCILE_HOURS"]), started_by="job")
+    if report is None:
+        log.info("job reconcile: a manager's run works now; skipped")
+        return
     for line in report.fixed:
         log.warning("job reconcile: fixed: %s", line)
     for line in report.mismatches:

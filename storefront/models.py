@@ -461,6 +461,9 @@ class ReconcileItem(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     note: Mapped[str] = mapped_column(Text, default="")
 
+    event: Mapped[Event | None] = relationship()
+    attempt: Mapped[PaymentAttempt | None] = relationship()
+
 
 class CancellationOrder(db.Model):
     """One order dealt with by a cancellation run: written in the transaction that records

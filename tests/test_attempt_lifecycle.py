@@ -47,9 +47,11 @@ def _status(attempt_id: int) -> str:
 
 def test_every_status_has_its_row_in_the_table():
     assert set(attempts.TRANSITIONS) == set(AttemptStatus)
-    # Ends are ends: what is paid, refunded or left for a person moves no further here.
-    for end in (AttemptStatus.PAID, AttemptStatus.REFUNDED, AttemptStatus.AMOUNT_MISMATCH):
+    # Ends are ends: what is paid or refunded moves no further here.
+    for end in (AttemptStatus.PAID, AttemptStatus.REFUNDED):
         assert attempts.TRANSITIONS[end] == frozenset()
+    # Left for a person, who may only refund it (the reconciliation inbox): never an order.
+    assert attempts.TRANSITIONS[AttemptStatus.AMOUNT_MISMATCH] == frozenset({AttemptStatus.REFUNDING})
     assert all(to != AttemptStatus.CREATING for targets in attempts.TRANSITIONS.values() for to in targets)
 
 
@@ -101,6 +103,7 @@ LIFECYCLES = [
     ("orders", "order", "Order"),
     ("refunds", "refund", "Refund"),
     ("ticket_lifecycle", "ticket", "Ticket"),
+    ("reconcile", "item", "ReconcileItem"),
 ]
 
 

@@ -78,5 +78,8 @@ ACTION_LABELS.update(
         "refund.retried": _l("Refund tried again"),
         "ticket.renamed": _l("Attendee name corrected"),
         "reconcile_item.dismiss": _l("Reconciliation item dismissed"),
+        "reconcile_item.fulfil": _l("Reconciliation item fulfilled"),
+        "reconcile_item.refund": _l("Reconciliation item refunded"),
+        "reconcile_run.requested": _l("Reconciliation run started"),
     }
 )
