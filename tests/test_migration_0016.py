@@ -1,0 +1,34 @@
+"""Migration 0016: on a database written at 0015 (SQLite and PostgreSQL), the dashboard's
+rollup tables exist, empty, with no watermark (so the dashboard reads the raw tables
+until the first rebuild); the schema matches the models; the downgrade restores 0015 and
+the upgrade runs again."""
+
+from __future__ import annotations
+
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect, text
+
+from storefront.extensions import db
+
+from .migration_support import app_at_revision, schema_diff
+
+BEFORE, REVISION = "0015_report_indexes", "0016_report_rollup"
+ROLLUP = {"report_attempts", "report_tickets", "report_money", "report_carts", "report_rollup_state"}
+
+
+def test_rollup_tables_and_the_downgrade_restores_0015(database_urls, backend, tmp_path):
+    with app_at_revision(database_urls, backend, tmp_path, BEFORE, "m0016") as app:
+        with app.app_context():
+            with db.engine.begin() as conn:
+                conn.execute(text("INSERT INTO organisers (id, name, slug) VALUES (1, 'Org', 'org')"))
+            upgrade(revision=REVISION)
+            with db.engine.connect() as conn:
+                assert ROLLUP <= set(inspect(conn).get_table_names())
+                for table in ROLLUP:
+                    assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+                assert schema_diff(conn) == []
+                assert conn.execute(text("SELECT count(*) FROM organisers")).scalar_one() == 1
+            downgrade(revision=BEFORE)
+            with db.engine.connect() as conn:
+                assert not ROLLUP & set(inspect(conn).get_table_names())
+            upgrade(revision=REVISION)
