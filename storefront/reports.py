@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, cast, func, literal_column, select
+from sqlalchemy import BigInteger, Integer, cast, func, literal_column, select
 
 from . import failure_reasons, report_rollup
 from .extensions import db
@@ -410,7 +410,8 @@ def _rolled_bucket_key(granularity: Granularity, timezone: str):
     """The SQL of a rollup row's bucket: on PostgreSQL the local hour/day/month of its
     quarter hour's start; on SQLite the quarter hour's number, folded by ``_to_bucket``."""
     if db.session.get_bind().dialect.name == "postgresql":
-        utc = func.to_timestamp(ReportTickets.bucket * literal_column(str(report_rollup.BUCKET_SECONDS)))
+        # bigint: seconds since 1970 pass an integer's range in 2038
+        utc = func.to_timestamp(cast(ReportTickets.bucket, BigInteger) * report_rollup.BUCKET_SECONDS)
         return func.date_trunc(granularity.value, func.timezone(timezone, utc))
     return ReportTickets.bucket
 
