@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Integer, cast, delete, func, insert, literal, select, union_all, update
+from sqlalchemy import Integer, cast, delete, func, insert, literal, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .database import write_transaction
@@ -236,6 +236,12 @@ def rebuild(since: datetime | None = None, until: datetime | None = None) -> Reb
         if end >= until:
             break
         start = end
+    if since is None and db.engine.dialect.name == "postgresql":
+        # Fresh tables have no statistics until autovacuum comes by: without them PostgreSQL
+        # plans a nested loop per event (97 ms for an organiser's 30 days, 26 ms with them).
+        with write_transaction():
+            for table in (ReportAttempts, ReportTickets, ReportMoney, ReportCarts):
+                db.session.execute(text(f"ANALYZE {table.__tablename__}"))
     return Rebuilt(since, until, ranges, watermark)
 
 
