@@ -216,6 +216,9 @@ def _rollup(app, *, drop: bool) -> None:
                     "report_tickets",
                     "report_money",
                     "report_carts",
+                    "report_attempts_daily",
+                    "report_money_daily",
+                    "report_carts_daily",
                 ):
                     db.session.execute(text(f"DELETE FROM {table}"))
             print("rollup dropped: the dashboard reads the raw tables")
@@ -228,7 +231,7 @@ def _rollup(app, *, drop: bool) -> None:
             recent_s = time.perf_counter() - started
             rows = {
                 t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-                for t in ("report_attempts", "report_tickets", "report_money", "report_carts")
+                for t in ("report_attempts", "report_tickets", "report_money", "report_carts", "report_attempts_daily")
             }
             print(
                 f"rollup: full rebuild {full_s:.1f} s ({full.ranges} transactions), the periodic job's 14 days"

@@ -612,6 +612,46 @@ class ReportCarts(db.Model):
     carts: Mapped[int] = mapped_column(Integer)
 
 
+class ReportAttemptsDaily(db.Model):
+    """``report_attempts`` summed per UTC day (``day``: bucket // 96), for the figures that
+    are not per time bucket: a period's whole UTC days read one row per outcome and day."""
+
+    __tablename__ = "report_attempts_daily"
+    __table_args__ = (Index("ix_report_attempts_daily_event_id_day", "event_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    day: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    decline_code: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer)
+
+
+class ReportMoneyDaily(db.Model):
+    """``report_money`` summed per UTC day."""
+
+    __tablename__ = "report_money_daily"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    gross_minor: Mapped[int] = mapped_column(Integer)
+    refunds: Mapped[int] = mapped_column(Integer)
+    refunded_minor: Mapped[int] = mapped_column(Integer)
+
+
+class ReportCartsDaily(db.Model):
+    """``report_carts`` summed per UTC day."""
+
+    __tablename__ = "report_carts_daily"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    carts: Mapped[int] = mapped_column(Integer)
+
+
 class ReportRollupState(db.Model):
     """One row (id 1): the rollup holds every bucket before ``rolled_up_until`` (a
     bucket boundary); the dashboard reads the raw tables from there on. None: no rollup."""

@@ -53,8 +53,11 @@ from .models import (
     Refund,
     RefundStatus,
     ReportAttempts,
+    ReportAttemptsDaily,
     ReportCarts,
+    ReportCartsDaily,
     ReportMoney,
+    ReportMoneyDaily,
     ReportTickets,
     Ticket,
     TicketType,
@@ -271,6 +274,23 @@ def _buckets(column, rolled: tuple[int | None, int]) -> list:
     return ([column >= low] if low is not None else []) + [column < high]
 
 
+def _levels(rolled: tuple[int | None, int]):
+    """For the figures not drawn over time: the whole UTC days of the rolled quarter hours
+    [low, high) from the day rows (``(first, last)`` days, or None), and the quarter hours
+    left at either end from the quarter rows. Yields (table kind, range)."""
+    low, high = rolled
+    first = -(-low // report_rollup.PER_DAY) if low is not None else None
+    last = high // report_rollup.PER_DAY
+    if first is not None and first >= last:
+        yield "quarter", rolled
+        return
+    if low is not None and low < first * report_rollup.PER_DAY:
+        yield "quarter", (low, first * report_rollup.PER_DAY)
+    yield "day", (first, last)
+    if last * report_rollup.PER_DAY < high:
+        yield "quarter", (last * report_rollup.PER_DAY, high)
+
+
 def attempts(event_ids, period: Period, watermark: datetime | None = None) -> Attempts:
     """Attempts created in the period, by outcome, and those that did not pay by reason."""
     pa = PaymentAttempt
@@ -282,11 +302,11 @@ def attempts(event_ids, period: Period, watermark: datetime | None = None) -> At
             .where(pa.event_id.in_(event_ids), *_in_range(pa.created_at, start, end))
             .group_by(pa.status, pa.error_code, pa.decline_code)
         ).all()
-    if split.rolled is not None:
-        ra = ReportAttempts
+    for kind, piece in _levels(split.rolled) if split.rolled is not None else ():
+        ra = ReportAttempts if kind == "quarter" else ReportAttemptsDaily
         rows += db.session.execute(
             select(ra.status, ra.error_code, ra.decline_code, func.sum(ra.attempts))
-            .where(ra.event_id.in_(event_ids), *_buckets(ra.bucket, split.rolled))
+            .where(ra.event_id.in_(event_ids), *_buckets(ra.bucket if kind == "quarter" else ra.day, piece))
             .group_by(ra.status, ra.error_code, ra.decline_code)
         ).all()
     result = Attempts()
@@ -337,8 +357,8 @@ def money(event_ids, period: Period, watermark: datetime | None = None) -> list[
             .group_by(Refund.currency)
         ).all():
             add(currency, 0, 0, n, total)
-    if split.rolled is not None:
-        rm = ReportMoney
+    for kind, piece in _levels(split.rolled) if split.rolled is not None else ():
+        rm = ReportMoney if kind == "quarter" else ReportMoneyDaily
         for row in db.session.execute(
             select(
                 rm.currency,
@@ -347,7 +367,7 @@ def money(event_ids, period: Period, watermark: datetime | None = None) -> list[
                 func.sum(rm.refunds),
                 func.sum(rm.refunded_minor),
             )
-            .where(rm.event_id.in_(event_ids), *_buckets(rm.bucket, split.rolled))
+            .where(rm.event_id.in_(event_ids), *_buckets(rm.bucket if kind == "quarter" else rm.day, piece))
             .group_by(rm.currency)
         ).all():
             add(*row)
@@ -486,11 +506,12 @@ def funnel(
             .select_from(Cart)
             .where(Cart.event_id.in_(event_ids), *_in_range(Cart.created_at, start, end))
         ).scalar_one()
-    if split.rolled is not None:
+    for kind, piece in _levels(split.rolled) if split.rolled is not None else ():
+        rc = ReportCarts if kind == "quarter" else ReportCartsDaily
         carts += int(
             db.session.execute(
-                select(func.coalesce(func.sum(ReportCarts.carts), 0)).where(
-                    ReportCarts.event_id.in_(event_ids), *_buckets(ReportCarts.bucket, split.rolled)
+                select(func.coalesce(func.sum(rc.carts), 0)).where(
+                    rc.event_id.in_(event_ids), *_buckets(rc.bucket if kind == "quarter" else rc.day, piece)
                 )
             ).scalar_one()
         )

@@ -13,7 +13,16 @@ from storefront.extensions import db
 from .migration_support import app_at_revision, schema_diff
 
 BEFORE, REVISION = "0015_report_indexes", "0016_report_rollup"
-ROLLUP = {"report_attempts", "report_tickets", "report_money", "report_carts", "report_rollup_state"}
+ROLLUP = {
+    "report_attempts_daily",
+    "report_money_daily",
+    "report_carts_daily",
+    "report_attempts",
+    "report_tickets",
+    "report_money",
+    "report_carts",
+    "report_rollup_state",
+}
 
 
 def test_rollup_tables_and_the_downgrade_restores_0015(database_urls, backend, tmp_path):

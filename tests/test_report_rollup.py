@@ -32,6 +32,7 @@ from storefront.models import (
     Refund,
     RefundStatus,
     ReportAttempts,
+    ReportAttemptsDaily,
     TicketType,
     utcnow,
 )
@@ -216,13 +217,24 @@ def test_the_rollup_gives_the_raw_numbers(world, monkeypatch):
 
 
 def test_the_rollup_is_what_the_dashboard_reads(world):
+    """Its day rows for whole UTC days, its quarter rows for the rest before the watermark:
+    counts changed behind its back show."""
     organiser, events, now, _late = world
     report_rollup.rebuild(None, now)
-    before = reports.report([events[0].id], reports.Period("UTC"), now)
+    every = reports.Period("UTC")
+    # Within one UTC day, 6 days back: quarter rows only.
+    day = report_rollup.floor(now - timedelta(days=6)).replace(hour=0, minute=0)
+    within = Instants("UTC", at_start=day + timedelta(minutes=20), at_end=day + timedelta(hours=23, minutes=40))
+    ids = [e.id for e in events]
+    before = reports.report(ids, every, now).attempts.total, reports.report(ids, within, now).attempts.total
+    assert before[1] > 0
+    with write_transaction():
+        db.session.execute(update(ReportAttemptsDaily).values(attempts=ReportAttemptsDaily.attempts + 1))
+    assert reports.report(ids, every, now).attempts.total > before[0]
+    assert reports.report(ids, within, now).attempts.total == before[1]
     with write_transaction():
         db.session.execute(update(ReportAttempts).values(attempts=ReportAttempts.attempts + 1))
-    after = reports.report([events[0].id], reports.Period("UTC"), now)
-    assert after.attempts.total > before.attempts.total
+    assert reports.report(ids, within, now).attempts.total > before[1]
 
 
 def test_a_late_change_is_picked_up_by_the_next_rebuild(app, world):

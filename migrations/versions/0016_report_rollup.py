@@ -1,7 +1,8 @@
 """payments dashboard rollup: counts per event and UTC quarter hour of attempts (by
 outcome), tickets (by ticket type), money (by currency) and carts, and the watermark up
-to which they hold (storefront.report_rollup); empty until the first rebuild, so the
-dashboard reads the raw tables as before (run ``flask reports rebuild`` after upgrading)
+to which they hold (storefront.report_rollup); attempts, money and carts per UTC day
+too; empty until the first rebuild, so the dashboard reads the raw tables as before (run
+``flask reports rebuild`` after upgrading)
 
 Revision ID: 0016_report_rollup
 Revises: 0015_report_indexes
@@ -64,6 +65,39 @@ def upgrade():
         sa.PrimaryKeyConstraint("event_id", "bucket", name=op.f("pk_report_carts")),
     )
     op.create_table(
+        "report_attempts_daily",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("error_code", sa.String(length=100), nullable=True),
+        sa.Column("decline_code", sa.String(length=100), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["event_id"], ["events.id"], name=op.f("fk_report_attempts_daily_event_id_events")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_attempts_daily")),
+    )
+    op.create_index("ix_report_attempts_daily_event_id_day", "report_attempts_daily", ["event_id", "day"])
+    op.create_table(
+        "report_money_daily",
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("orders", sa.Integer(), nullable=False),
+        sa.Column("gross_minor", sa.Integer(), nullable=False),
+        sa.Column("refunds", sa.Integer(), nullable=False),
+        sa.Column("refunded_minor", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["event_id"], ["events.id"], name=op.f("fk_report_money_daily_event_id_events")),
+        sa.PrimaryKeyConstraint("event_id", "day", "currency", name=op.f("pk_report_money_daily")),
+    )
+    op.create_table(
+        "report_carts_daily",
+        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("carts", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["event_id"], ["events.id"], name=op.f("fk_report_carts_daily_event_id_events")),
+        sa.PrimaryKeyConstraint("event_id", "day", name=op.f("pk_report_carts_daily")),
+    )
+    op.create_table(
         "report_rollup_state",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("rolled_up_until", sa.DateTime(), nullable=True),
@@ -74,6 +108,10 @@ def upgrade():
 
 def downgrade():
     op.drop_table("report_rollup_state")
+    op.drop_table("report_carts_daily")
+    op.drop_table("report_money_daily")
+    op.drop_index("ix_report_attempts_daily_event_id_day", table_name="report_attempts_daily")
+    op.drop_table("report_attempts_daily")
     op.drop_table("report_carts")
     op.drop_table("report_money")
     op.drop_table("report_tickets")
