@@ -15,6 +15,8 @@ reports the child's peak RSS.
     .venv/bin/python bench/admin_scale.py                 # seed, measure, report
     .venv/bin/python bench/admin_scale.py --no-seed       # measure again on the seeded database
 
+Before measuring it rebuilds the dashboard's rollup and times the rebuild (`--no-rollup`: empties it,
+so the dashboard reads the raw tables; `--only dashboard` measures only those pages).
 Pages are named by endpoint; one the app does not have (yet) is reported as missing.
 """
 
@@ -169,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--explain-ms", type=float, default=5.0, help="EXPLAIN statements slower than this")
     ap.add_argument("--database-url", default=DEFAULT_DB)
     ap.add_argument("--no-seed", action="store_true", help="measure the database seeded by an earlier run")
+    ap.add_argument(
+        "--no-rollup", action="store_true", help="drop the dashboard's rollup: it answers from the raw tables"
+    )
+    ap.add_argument("--only", help="measure only the pages whose label contains this (e.g. dashboard)")
+    ap.add_argument("--no-export", action="store_true", help="skip the export's peak RSS")
     ap.add_argument("--export-child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     url = urlsplit(args.database_url)
@@ -183,9 +190,57 @@ def main(argv: list[str] | None = None) -> int:
         return _export_child(app, args.export_child)
     if not args.no_seed:
         _seed(app, args)
+    _rollup(app, drop=args.no_rollup)
     _measure(app, args)
-    _export_rss(args)
+    if not args.no_export:
+        _export_rss(args)
     return 0
+
+
+def _rollup(app, *, drop: bool) -> None:
+    """Rebuild the dashboard's rollup from the first row (what ``flask reports rebuild``
+    does after a migration), then as the periodic job does (the last 14 days), timing
+    both; or with ``drop``, empty it, so the dashboard reads the raw tables."""
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from storefront import report_rollup
+    from storefront.database import write_transaction
+    from storefront.extensions import db
+
+    with app.app_context():
+        if drop:
+            with write_transaction():
+                for table in (
+                    "report_rollup_state",
+                    "report_attempts",
+                    "report_tickets",
+                    "report_money",
+                    "report_carts",
+                    "report_attempts_daily",
+                    "report_money_daily",
+                    "report_carts_daily",
+                ):
+                    db.session.execute(text(f"DELETE FROM {table}"))
+            print("rollup dropped: the dashboard reads the raw tables")
+        else:
+            started = time.perf_counter()
+            full = report_rollup.rebuild(None)
+            full_s = time.perf_counter() - started
+            started = time.perf_counter()
+            report_rollup.rebuild_recent(timedelta(days=14))
+            recent_s = time.perf_counter() - started
+            rows = {
+                t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("report_attempts", "report_tickets", "report_money", "report_carts", "report_attempts_daily")
+            }
+            print(
+                f"rollup: full rebuild {full_s:.1f} s ({full.ranges} transactions), the periodic job's 14 days"
+                f" {recent_s:.1f} s; rolled up until {full.rolled_up_until:%Y-%m-%d %H:%M} UTC; "
+                + ", ".join(f"{n:,} {t}" for t, n in rows.items())
+            )
+        db.session.remove()
 
 
 def _app(database_url: str):
@@ -300,6 +355,8 @@ def _measure(app, args) -> None:
     print(f"\n{'page':34} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
     explains: list[tuple[str, float, str]] = []
     for label, endpoint, arguments in pages(args.orders):
+        if args.only and args.only not in label:
+            continue
         arguments = {k: (v.format(code=code, email=email) if isinstance(v, str) else v) for k, v in arguments.items()}
         deep = arguments.pop("_deep", False)
         with app.test_request_context():

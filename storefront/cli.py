@@ -1,5 +1,5 @@
 """Flask commands: `flask --app wsgi demo | worker | seed-demo | sweep-holds | reconcile | send-confirmations |
-payment-review | stripe-sandbox | organiser create | organiser invite | organiser list`."""
+payment-review | stripe-sandbox | reports rebuild | organiser create | organiser invite | organiser list`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,31 @@ from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
 organiser_cli = AppGroup("organiser", help="Organisers of events and the members of their teams.")
+reports_cli = AppGroup("reports", help="The payments dashboard's rollup.")
+
+
+@reports_cli.command("rebuild")
+@click.option("--since", default=None, help="First day (YYYY-MM-DD, UTC) to rebuild; default: everything.")
+def reports_rebuild_command(since: str | None):
+    """Rebuild the dashboard's rollup (after a migration, or a change older than the periodic job's lookback)."""
+    import time
+    from datetime import UTC, date, datetime
+
+    from .report_rollup import rebuild
+
+    start = None
+    if since:
+        try:
+            start = datetime.combine(date.fromisoformat(since), datetime.min.time(), tzinfo=UTC)
+        except ValueError:
+            raise click.BadParameter("expected a date as YYYY-MM-DD", param_hint="--since") from None
+    began = time.perf_counter()
+    rebuilt = rebuild(start)
+    click.echo(
+        f"Rebuilt the dashboard's rollup from {rebuilt.since or 'the first row'} to {rebuilt.until:%Y-%m-%d %H:%M} UTC"
+        f" ({rebuilt.ranges} transaction(s), {time.perf_counter() - began:.1f} s); rolled up until"
+        f" {rebuilt.rolled_up_until}."
+    )
 
 
 def _slug_from(name: str) -> str:
@@ -87,6 +112,7 @@ def organiser_list_command():
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(organiser_cli)
+    app.cli.add_command(reports_cli)
 
     @app.cli.command("seed-demo")
     def seed_demo_command():

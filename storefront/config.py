@@ -222,6 +222,8 @@ def job_settings(instance_path: str) -> dict:
         "JOBS_WORKERS": _int("JOBS_WORKERS", 2),
         # The reconciliation job: how often (minutes, a divisor of 60) and how far back.
         "JOBS_RECONCILE_MINUTES": _int("JOBS_RECONCILE_MINUTES", 5),
+        # The dashboard's rollup is rebuilt every 5 minutes over this many days back.
+        "REPORT_ROLLUP_LOOKBACK_DAYS": _int("REPORT_ROLLUP_LOOKBACK_DAYS", 14),
         "JOBS_RECONCILE_HOURS": _int("JOBS_RECONCILE_HOURS", 24),
     }
 

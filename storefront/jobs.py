@@ -22,7 +22,9 @@ The jobs:
   enqueues, one runs: ``release_lapsed_holds`` and ``expire_lapsed_checkouts`` every
   minute, ``send_due_mail`` every minute (rows whose job was lost or whose retry is
   due), ``resume_cancellations`` every minute (event cancellation runs left
-  unfinished), ``reconcile`` every ``JOBS_RECONCILE_MINUTES`` (default 5).
+  unfinished), ``reconcile`` every ``JOBS_RECONCILE_MINUTES`` (default 5),
+  ``rollup_reports`` every 5 minutes (the dashboard's rollup over the last
+  ``REPORT_ROLLUP_LOOKBACK_DAYS``, ``storefront.report_rollup``).
 
 A job that fails is logged and not retried by Huey: each is idempotent and finds its
 work again from the database (the outbox's ``due_at``, the carts' ``expires_at``,
@@ -114,6 +116,9 @@ class Jobs:
         )
         self.reconcile = huey.periodic_task(reconcile_every, name="reconcile")(
             self._periodic("reconcile", 60 * app.config["JOBS_RECONCILE_MINUTES"], _reconcile)
+        )
+        self.rollup_reports = huey.periodic_task(crontab(minute="*/5"), name="rollup_reports")(
+            self._periodic("rollup_reports", 300, _rollup_reports)
         )
 
     def _send_mail(self, mail_id: int) -> None:
@@ -310,3 +315,10 @@ def _reconcile() -> None:
         log.warning("job reconcile: fixed: %s", line)
     for line in report.mismatches:
         log.error("job reconcile: MISMATCH: %s", line)
+
+
+def _rollup_reports() -> None:
+    from .report_rollup import rebuild_recent
+
+    rebuilt = rebuild_recent(timedelta(days=current_app.config["REPORT_ROLLUP_LOOKBACK_DAYS"]))
+    log.info("job rollup_reports: rebuilt from %s, rolled up until %s", rebuilt.since, rebuilt.rolled_up_until)

@@ -579,6 +579,114 @@ class WebhookEvent(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+# --- the payments dashboard's rollup (storefront.report_rollup) ----------------------------------
+# Counts per event and quarter of an hour of UTC (``bucket``: seconds since 1970 // 900;
+# every zone's offset is a whole number of quarter hours, so a bucket lies in one local
+# hour and day of any zone), rebuilt from the raw tables by ``report_rollup.rebuild``.
+
+
+class ReportAttempts(db.Model):
+    """Payment attempts created in the bucket, by outcome (codes may be NULL, hence the id)."""
+
+    __tablename__ = "report_attempts"
+    __table_args__ = (Index("ix_report_attempts_event_id_bucket", "event_id", "bucket"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    bucket: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    decline_code: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer)
+
+
+class ReportTickets(db.Model):
+    """Tickets issued by the orders created in the bucket, per ticket type."""
+
+    __tablename__ = "report_tickets"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_type_id: Mapped[int] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
+    tickets: Mapped[int] = mapped_column(Integer)
+
+
+class ReportMoney(db.Model):
+    """Per currency: the orders created in the bucket and their total; the refunds that
+    succeeded, created in the bucket, and their amount."""
+
+    __tablename__ = "report_money"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    gross_minor: Mapped[int] = mapped_column(Integer)
+    refunds: Mapped[int] = mapped_column(Integer)
+    refunded_minor: Mapped[int] = mapped_column(Integer)
+
+
+class ReportCarts(db.Model):
+    """Carts created on the event's pages in the bucket."""
+
+    __tablename__ = "report_carts"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    carts: Mapped[int] = mapped_column(Integer)
+
+
+class ReportAttemptsDaily(db.Model):
+    """``report_attempts`` summed per UTC day (``day``: bucket // 96), for the figures that
+    are not per time bucket: a period's whole UTC days read one row per outcome and day."""
+
+    __tablename__ = "report_attempts_daily"
+    __table_args__ = (Index("ix_report_attempts_daily_event_id_day", "event_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    day: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    decline_code: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer)
+
+
+class ReportMoneyDaily(db.Model):
+    """``report_money`` summed per UTC day."""
+
+    __tablename__ = "report_money_daily"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    orders: Mapped[int] = mapped_column(Integer)
+    gross_minor: Mapped[int] = mapped_column(Integer)
+    refunds: Mapped[int] = mapped_column(Integer)
+    refunded_minor: Mapped[int] = mapped_column(Integer)
+
+
+class ReportCartsDaily(db.Model):
+    """``report_carts`` summed per UTC day."""
+
+    __tablename__ = "report_carts_daily"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    carts: Mapped[int] = mapped_column(Integer)
+
+
+class ReportRollupState(db.Model):
+    """One row (id 1): the rollup holds every bucket before ``rolled_up_until`` (a
+    bucket boundary); the dashboard reads the raw tables from there on. None: no rollup."""
+
+    __tablename__ = "report_rollup_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rolled_up_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rebuilt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # The back office's tables live in their own module; importing it here puts them in the
 # same metadata (migrations, the schema test) whichever module is imported first.
 from . import staff_models  # noqa: E402,F401

@@ -23,6 +23,13 @@ converted by ``period_of``):
   days, days up to 92 days, else months), in the period's timezone.
 * funnel: carts created on these events' pages (a cart emptied before checkout counts
   too: its buyer wanted tickets), checkouts started (attempts created), paid orders.
+
+Where the counts come from: the whole UTC quarter hours of the period before the
+rollup's watermark from its tables (``storefront.report_rollup``, a few rows per event
+and quarter hour), the rest (a part quarter hour at either end, everything after the
+watermark) from the raw tables by the same queries; they are added. A quarter hour lies
+in one local hour of every zone, so the buckets fold exactly. Without a rollup (no
+watermark) everything is raw.
 """
 
 from __future__ import annotations
@@ -32,9 +39,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, cast, func, literal_column, select
+from sqlalchemy import BigInteger, Integer, cast, func, literal_column, select
 
-from . import failure_reasons
+from . import failure_reasons, report_rollup
 from .extensions import db
 from .failure_reasons import Reason
 from .models import (
@@ -45,6 +52,13 @@ from .models import (
     PaymentAttempt,
     Refund,
     RefundStatus,
+    ReportAttempts,
+    ReportAttemptsDaily,
+    ReportCarts,
+    ReportCartsDaily,
+    ReportMoney,
+    ReportMoneyDaily,
+    ReportTickets,
     Ticket,
     TicketType,
 )
@@ -224,14 +238,77 @@ def _within(column, period: Period) -> list:
     return conditions
 
 
-def attempts(event_ids, period: Period) -> Attempts:
+@dataclass(frozen=True)
+class _Split:
+    """Where a period's counts come from: the rollup's buckets [low, high) (None: from
+    the first), and the raw tables over the pieces of the period outside them."""
+
+    rolled: tuple[int | None, int] | None
+    raw: list[tuple[datetime | None, datetime | None]]
+
+
+def _split(period: Period, watermark: datetime | None) -> _Split:
+    """The whole quarter hours of the period before the watermark from the rollup, the
+    rest (a part quarter hour at either end, everything after the watermark) raw."""
+    start, end = period.start, period.end
+    if watermark is None:
+        return _Split(None, [(start, end)])
+    low = report_rollup.ceil(start) if start is not None else None
+    high = min(report_rollup.floor(end), watermark) if end is not None else watermark
+    if low is not None and high <= low:
+        return _Split(None, [(start, end)])
+    raw: list = []
+    if start is not None and start < low:
+        raw.append((start, low))
+    if end is None or high < end:
+        raw.append((high, end))
+    return _Split((report_rollup.bucket_of(low) if low is not None else None, report_rollup.bucket_of(high)), raw)
+
+
+def _in_range(column, start: datetime | None, end: datetime | None) -> list:
+    return ([column >= start] if start is not None else []) + ([column < end] if end is not None else [])
+
+
+def _buckets(column, rolled: tuple[int | None, int]) -> list:
+    low, high = rolled
+    return ([column >= low] if low is not None else []) + [column < high]
+
+
+def _levels(rolled: tuple[int | None, int]):
+    """For the figures not drawn over time: the whole UTC days of the rolled quarter hours
+    [low, high) from the day rows (``(first, last)`` days, or None), and the quarter hours
+    left at either end from the quarter rows. Yields (table kind, range)."""
+    low, high = rolled
+    first = -(-low // report_rollup.PER_DAY) if low is not None else None
+    last = high // report_rollup.PER_DAY
+    if first is not None and first >= last:
+        yield "quarter", rolled
+        return
+    if low is not None and low < first * report_rollup.PER_DAY:
+        yield "quarter", (low, first * report_rollup.PER_DAY)
+    yield "day", (first, last)
+    if last * report_rollup.PER_DAY < high:
+        yield "quarter", (last * report_rollup.PER_DAY, high)
+
+
+def attempts(event_ids, period: Period, watermark: datetime | None = None) -> Attempts:
     """Attempts created in the period, by outcome, and those that did not pay by reason."""
     pa = PaymentAttempt
-    rows = db.session.execute(
-        select(pa.status, pa.error_code, pa.decline_code, func.count())
-        .where(pa.event_id.in_(event_ids), *_within(pa.created_at, period))
-        .group_by(pa.status, pa.error_code, pa.decline_code)
-    ).all()
+    split = _split(period, watermark)
+    rows = []
+    for start, end in split.raw:
+        rows += db.session.execute(
+            select(pa.status, pa.error_code, pa.decline_code, func.count())
+            .where(pa.event_id.in_(event_ids), *_in_range(pa.created_at, start, end))
+            .group_by(pa.status, pa.error_code, pa.decline_code)
+        ).all()
+    for kind, piece in _levels(split.rolled) if split.rolled is not None else ():
+        ra = ReportAttempts if kind == "quarter" else ReportAttemptsDaily
+        rows += db.session.execute(
+            select(ra.status, ra.error_code, ra.decline_code, func.sum(ra.attempts))
+            .where(ra.event_id.in_(event_ids), *_buckets(ra.bucket if kind == "quarter" else ra.day, piece))
+            .group_by(ra.status, ra.error_code, ra.decline_code)
+        ).all()
     result = Attempts()
     reasons: dict[Reason | None, int] = {}
     for status, code, decline, n in rows:
@@ -252,33 +329,49 @@ def attempts(event_ids, period: Period) -> Attempts:
     return result
 
 
-def money(event_ids, period: Period) -> list[Money]:
+def money(event_ids, period: Period, watermark: datetime | None = None) -> list[Money]:
     """Gross, refunds and net per currency (orders of the period, refunds that succeeded in it)."""
-    gross = {
-        currency: (n, total)
+    split = _split(period, watermark)
+    totals: dict[str, list[int]] = {}  # currency: [orders, gross, refunds, refunded]
+
+    def add(currency: str, *figures) -> None:
+        found = totals.setdefault(currency, [0, 0, 0, 0])
+        for i, figure in enumerate(figures):
+            found[i] += int(figure or 0)
+
+    for start, end in split.raw:
         for currency, n, total in db.session.execute(
             select(Order.currency, func.count(), func.sum(Order.total_minor))
-            .where(Order.event_id.in_(event_ids), *_within(Order.created_at, period))
+            .where(Order.event_id.in_(event_ids), *_in_range(Order.created_at, start, end))
             .group_by(Order.currency)
-        ).all()
-    }
-    refunded = {
-        currency: (n, total)
+        ).all():
+            add(currency, n, total)
         for currency, n, total in db.session.execute(
             select(Refund.currency, func.count(), func.sum(Refund.amount_minor))
             .join(Order, Order.id == Refund.order_id)
             .where(
                 Order.event_id.in_(event_ids),
                 Refund.status == RefundStatus.SUCCEEDED.value,
-                *_within(Refund.created_at, period),
+                *_in_range(Refund.created_at, start, end),
             )
             .group_by(Refund.currency)
-        ).all()
-    }
-    return [
-        Money(c, gross.get(c, (0, 0))[0], int(gross.get(c, (0, 0))[1]), *map(int, refunded.get(c, (0, 0))))
-        for c in sorted(set(gross) | set(refunded))
-    ]
+        ).all():
+            add(currency, 0, 0, n, total)
+    for kind, piece in _levels(split.rolled) if split.rolled is not None else ():
+        rm = ReportMoney if kind == "quarter" else ReportMoneyDaily
+        for row in db.session.execute(
+            select(
+                rm.currency,
+                func.sum(rm.orders),
+                func.sum(rm.gross_minor),
+                func.sum(rm.refunds),
+                func.sum(rm.refunded_minor),
+            )
+            .where(rm.event_id.in_(event_ids), *_buckets(rm.bucket if kind == "quarter" else rm.day, piece))
+            .group_by(rm.currency)
+        ).all():
+            add(*row)
+    return [Money(c, *totals[c]) for c in sorted(totals)]
 
 
 def granularity_of(start: datetime, end: datetime) -> Granularity:
@@ -333,7 +426,17 @@ def _to_bucket(key, granularity: Granularity, timezone: str) -> datetime:
     return _truncate(instant.astimezone(ZoneInfo(timezone)), granularity)
 
 
-def sales(event_ids, period: Period, now: datetime) -> Sales:
+def _rolled_bucket_key(granularity: Granularity, timezone: str):
+    """The SQL of a rollup row's bucket: on PostgreSQL the local hour/day/month of its
+    quarter hour's start; on SQLite the quarter hour's number, folded by ``_to_bucket``."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        # bigint: seconds since 1970 pass an integer's range in 2038
+        utc = func.to_timestamp(cast(ReportTickets.bucket, BigInteger) * report_rollup.BUCKET_SECONDS)
+        return func.date_trunc(granularity.value, func.timezone(timezone, utc))
+    return ReportTickets.bucket
+
+
+def sales(event_ids, period: Period, now: datetime, watermark: datetime | None = None) -> Sales:
     """Tickets issued per ticket type and bucket of the period (all time: from the first
     order to the last)."""
     start, end = period.start, period.end
@@ -352,13 +455,24 @@ def sales(event_ids, period: Period, now: datetime) -> Sales:
     buckets = _bucket_starts(start, end, period.timezone, granularity)
     index = {b: i for i, b in enumerate(buckets)}
     key = _bucket_key(Order.created_at, granularity, period.timezone).label("bucket")
-    rows = db.session.execute(
-        select(key, Ticket.ticket_type_id, func.count())
-        .select_from(Ticket)
-        .join(Order, Order.id == Ticket.order_id)
-        .where(Order.event_id.in_(event_ids), *_within(Order.created_at, period))
-        .group_by(key, Ticket.ticket_type_id)
-    ).all()
+    split = _split(period, watermark)
+    rows = []
+    for piece_start, piece_end in split.raw:
+        rows += db.session.execute(
+            select(key, Ticket.ticket_type_id, func.count())
+            .select_from(Ticket)
+            .join(Order, Order.id == Ticket.order_id)
+            .where(Order.event_id.in_(event_ids), *_in_range(Order.created_at, piece_start, piece_end))
+            .group_by(key, Ticket.ticket_type_id)
+        ).all()
+    if split.rolled is not None:
+        rolled_key = _rolled_bucket_key(granularity, period.timezone).label("bucket")
+        rt = ReportTickets
+        rows += db.session.execute(
+            select(rolled_key, rt.ticket_type_id, func.sum(rt.tickets))
+            .where(rt.event_id.in_(event_ids), *_buckets(rt.bucket, split.rolled))
+            .group_by(rolled_key, rt.ticket_type_id)
+        ).all()
     counts: dict[int, list[int]] = {}
     for bucket, ticket_type_id, n in rows:
         i = index.get(_to_bucket(bucket, granularity, period.timezone))
@@ -379,24 +493,43 @@ def sales(event_ids, period: Period, now: datetime) -> Sales:
     return Sales(granularity, buckets, series)
 
 
-def funnel(event_ids, period: Period, attempts_total: int, paid_orders: int) -> Funnel:
+def funnel(
+    event_ids, period: Period, attempts_total: int, paid_orders: int, watermark: datetime | None = None
+) -> Funnel:
     """Carts created on these events' pages (``ix_carts_event_id_created_at``); checkouts
     and paid orders come from the attempts' and the orders' figures (the same period)."""
-    carts = db.session.execute(
-        select(func.count()).select_from(Cart).where(Cart.event_id.in_(event_ids), *_within(Cart.created_at, period))
-    ).scalar_one()
+    split = _split(period, watermark)
+    carts = 0
+    for start, end in split.raw:
+        carts += db.session.execute(
+            select(func.count())
+            .select_from(Cart)
+            .where(Cart.event_id.in_(event_ids), *_in_range(Cart.created_at, start, end))
+        ).scalar_one()
+    for kind, piece in _levels(split.rolled) if split.rolled is not None else ():
+        rc = ReportCarts if kind == "quarter" else ReportCartsDaily
+        carts += int(
+            db.session.execute(
+                select(func.coalesce(func.sum(rc.carts), 0)).where(
+                    rc.event_id.in_(event_ids), *_buckets(rc.bucket if kind == "quarter" else rc.day, piece)
+                )
+            ).scalar_one()
+        )
     return Funnel(carts, attempts_total, paid_orders)
 
 
-def report(event_ids, period: Period, now: datetime) -> Report:
-    """The dashboard of the events ``event_ids`` (a list or a subquery of ids) for ``period``."""
-    found_attempts = attempts(event_ids, period)
-    found_money = money(event_ids, period)
+def report(event_ids, period: Period, now: datetime, *, rollup: bool = True) -> Report:
+    """The dashboard of the events ``event_ids`` (a list or a subquery of ids) for ``period``:
+    from the rollup before its watermark and the raw tables after it (``rollup=False``:
+    all from the raw tables, the same numbers)."""
+    watermark = report_rollup.rolled_up_until() if rollup else None
+    found_attempts = attempts(event_ids, period, watermark)
+    found_money = money(event_ids, period, watermark)
     paid_orders = sum(m.orders for m in found_money)
     return Report(
         period,
         found_attempts,
         found_money,
-        sales(event_ids, period, now),
-        funnel(event_ids, period, found_attempts.total, paid_orders),
+        sales(event_ids, period, now, watermark),
+        funnel(event_ids, period, found_attempts.total, paid_orders, watermark),
     )

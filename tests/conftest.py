@@ -26,6 +26,14 @@ REQUIRE_PG = os.environ.get("STOREFRONT_REQUIRE_POSTGRES") == "1"
 
 # Children before parents, for cleaning up between tests.
 TABLES = [
+    "report_carts_daily",
+    "report_money_daily",
+    "report_attempts_daily",
+    "report_rollup_state",
+    "report_carts",
+    "report_money",
+    "report_tickets",
+    "report_attempts",
     "reconcile_items",
     "reconcile_runs",
     "attempt_events",
