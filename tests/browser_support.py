@@ -120,6 +120,8 @@ def live(live_server):
     """(app, base URL) with empty tables, and the app context pushed for the factories."""
     app, base_url = live_server
     clean(app)
+    # What the process keeps between requests goes with the tables (ids are reused).
+    app.extensions.pop("live_sales_cache", None)
     with app.app_context():
         yield app, base_url
         db.session.remove()
