@@ -84,6 +84,7 @@ class SandboxServer:
 
         for event_type in HANDLED_EVENTS:
             cmd += ["--webhook-event", event_type]
+        self.log.parent.mkdir(parents=True, exist_ok=True)  # bench/out/ is not in a fresh clone
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
