@@ -13,7 +13,7 @@ time into an instant is ambiguous twice a year where the zone has daylight savin
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -51,3 +51,8 @@ def to_local(instant: datetime | None, timezone: str) -> datetime | None:
     if instant is None:
         return None
     return instant.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+
+
+def day_start(day: date, timezone: str) -> datetime:
+    """The UTC instant the local ``day`` begins in ``timezone`` (a day filter's bound)."""
+    return datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)

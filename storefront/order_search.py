@@ -25,13 +25,12 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, cast, exists, func, literal, or_, select, tuple_, union
 from sqlalchemy.orm import selectinload
 
-from . import failure_reasons, teams
+from . import failure_reasons, local_time, teams
 from .extensions import db
 from .failure_reasons import Reason
 from .models import (
@@ -248,10 +247,6 @@ def filters_from(args, ticket_types: list[TicketType] | None = None) -> OrderFil
     return filters
 
 
-def _day_start(day: date, timezone: str) -> datetime:
-    return datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
-
-
 def _search_order_ids(q: str):
     """The ids of orders the text finds: by order or ticket code, e-mail prefix, or name prefix."""
     selects = []
@@ -303,9 +298,9 @@ def orders(
             exists().where(Ticket.order_id == Order.id, Ticket.ticket_type_id == filters.ticket_type_id)
         )
     if filters.date_from is not None:
-        query = query.where(Order.created_at >= _day_start(filters.date_from, timezone))
+        query = query.where(Order.created_at >= local_time.day_start(filters.date_from, timezone))
     if filters.date_to is not None:
-        query = query.where(Order.created_at < _day_start(filters.date_to + timedelta(days=1), timezone))
+        query = query.where(Order.created_at < local_time.day_start(filters.date_to + timedelta(days=1), timezone))
     if filters.q:
         query = query.where(Order.id.in_(_search_order_ids(filters.q)))
     return _keyset(query, Order, paging, limit)

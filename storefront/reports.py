@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Integer, cast, func, literal_column, select
 
-from . import failure_reasons, report_rollup
+from . import failure_reasons, local_time, report_rollup
 from .extensions import db
 from .failure_reasons import Reason
 from .models import (
@@ -96,19 +96,15 @@ class Period:
 
     @property
     def start(self) -> datetime | None:
-        return _day_start(self.first_day, self.timezone) if self.first_day else None
+        return local_time.day_start(self.first_day, self.timezone) if self.first_day else None
 
     @property
     def end(self) -> datetime | None:
-        return _day_start(self.last_day + timedelta(days=1), self.timezone) if self.last_day else None
+        return local_time.day_start(self.last_day + timedelta(days=1), self.timezone) if self.last_day else None
 
     @property
     def all_time(self) -> bool:
         return self.first_day is None and self.last_day is None
-
-
-def _day_start(day: date, timezone: str) -> datetime:
-    return datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
 def parse_day(raw: str, field: str) -> date:
@@ -448,7 +444,7 @@ def sales(event_ids, period: Period, now: datetime, watermark: datetime | None =
         ).one()
         if first is None:
             return Sales(Granularity.DAY, [], [])
-        start = start or _day_start(first.astimezone(ZoneInfo(period.timezone)).date(), period.timezone)
+        start = start or local_time.day_start(first.astimezone(ZoneInfo(period.timezone)).date(), period.timezone)
         end = end or (last + timedelta(microseconds=1))
     end = min(end, max(now, start + timedelta(hours=1)))  # no empty buckets in the future
     granularity = granularity_of(start, end)
