@@ -169,16 +169,20 @@ def _flush_unique_slug() -> None:
 def locked_event(organiser_id: int, event_id: int) -> Event:
     """The organiser's event, with its ticket types' rows and its own locked for the rest
     of the transaction: the types first, by id, then the event, the order in which a
-    buyer's hold takes them (``inventory``), so the two never wait on each other in a cycle."""
+    buyer's hold takes them (``inventory``), so the two never wait on each other in a cycle.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: a buyer's cart INSERT takes a KEY SHARE lock on the
+    event's row (the ``carts.event_id`` foreign key) before its hold waits on the types'
+    rows; FOR UPDATE would wait on that KEY SHARE while holding the types, a deadlock."""
     db.session.execute(
         select(TicketType.id)
         .join(Event, Event.id == TicketType.event_id)
         .where(Event.id == event_id, Event.organiser_id == organiser_id)
         .order_by(TicketType.id)
-        .with_for_update(of=TicketType)
+        .with_for_update(of=TicketType, key_share=True)
     ).all()
     event = db.session.execute(
-        select(Event).where(Event.id == event_id, Event.organiser_id == organiser_id).with_for_update()
+        select(Event).where(Event.id == event_id, Event.organiser_id == organiser_id).with_for_update(key_share=True)
     ).scalar_one_or_none()
     if event is None:
         raise LookupError(event_id)  # the view found it a moment ago in the same organiser
