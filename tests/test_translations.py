@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from storefront import languages, mail
 from storefront.database import write_transaction
 from storefront.extensions import db
 from storefront.models import Event, Order
+from storefront.payments import gateway
 
 from .admin_support import mail_dir, mails_to  # noqa: F401 (mail_dir: fixture)
 from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
@@ -242,3 +244,32 @@ def test_a_paid_order_keeps_the_language_of_its_checkout_through_the_webhook(sho
     assert order.locale == "fr"
     message, _name = mail.build_order_confirmation(order.id)
     assert message["Subject"] == f"Vos billets pour Nuit du Jazz (commande {order.code})"
+
+
+def _post_hosted(url: str, form: dict) -> str:
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.read().decode()
+    except urllib.error.HTTPError as error:  # 422 for a form with mistakes
+        return error.read().decode()
+
+
+def test_the_hosted_page_gives_declines_and_card_mistakes_in_the_buyers_language(shop, sandbox):
+    event = make_event(title="Nuit du Jazz", ticket_types=[{"name": "Standard", "price_minor": 2500}])
+    client = shop.test_client()
+    client.post("/language", data={"lang": "fr", "next": "/"})
+    session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
+    url = attempt_of(session_id).checkout_url
+    card = {"method": "card", "email": "zoe@example.com", "card_expiry": "12/40", "card_cvc": "123"}
+    mistakes = _post_hosted(url, {**card, "card_number": "4242", "card_cvc": "1"})
+    assert "Le numéro de votre carte est incomplet." in mistakes
+    assert "Le code de sécurité de votre carte est incomplet." in mistakes
+    assert "Your card" not in mistakes
+    declined = _post_hosted(url, {**card, "card_number": "4000000000009995"})
+    assert "Les fonds de votre carte sont insuffisants." in declined
+    assert "Your card has insufficient funds." not in declined
+    # Stripe's API itself answers in English, whatever the page's language.
+    with shop.app_context():
+        stripe_session = gateway.get_gateway().retrieve_checkout_session(session_id, expand=["payment_intent"])
+    assert stripe_session.payment_intent.last_payment_error.message == "Your card has insufficient funds."
