@@ -25,7 +25,14 @@ from storefront.extensions import db
 from storefront.models import Event, Order
 from storefront.payments import gateway
 
-from .admin_support import mail_dir, mails_to  # noqa: F401 (mail_dir: fixture)
+from .admin_support import (  # noqa: F401 (mail_dir: fixture)
+    add_member,
+    mail_dir,
+    mails_to,
+    make_organiser,
+    make_user,
+    sign_in_as,
+)
 from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
     CARD_OK,
     add,
@@ -273,3 +280,32 @@ def test_the_hosted_page_gives_declines_and_card_mistakes_in_the_buyers_language
     with shop.app_context():
         stripe_session = gateway.get_gateway().retrieve_checkout_session(session_id, expand=["payment_intent"])
     assert stripe_session.payment_intent.last_payment_error.message == "Your card has insufficient funds."
+
+
+def test_staff_mails_come_in_the_language_of_the_page_that_sent_them(app, client, mail_dir):
+    from storefront.staff_models import Role
+
+    owner = make_user("owner@example.com")
+    add_member(owner, make_organiser("jazz", "Club de Jazz"), Role.OWNER)
+    client.post("/language", data={"lang": "fr", "next": "/"})
+    sign_in_as(client, owner)
+    assert (
+        client.post("/admin/o/jazz/members/invite", data={"email": "new@example.com", "role": "box_office"}).status_code
+        == 303
+    )
+    [invitation] = mails_to(app, "new@example.com")
+    assert invitation["Subject"] == "Vous êtes invité(e) à rejoindre Club de Jazz sur Storefront"
+    assert "You are invited" not in invitation.get_body(("plain",)).get_content()
+
+    stranger = app.test_client()  # asks in French, by the browser alone
+    headers = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    assert (
+        stranger.post("/admin/forgot-password", data={"email": "owner@example.com"}, headers=headers).status_code == 200
+    )
+    [reset] = mails_to(app, "owner@example.com")
+    assert reset["Subject"] == "Réinitialisez votre mot de passe Storefront"
+    # and in English for whoever asks in English
+    app.test_client().post(
+        "/admin/forgot-password", data={"email": "owner@example.com"}, headers={"Accept-Language": "en"}
+    )
+    assert mails_to(app, "owner@example.com")[1]["Subject"] == "Reset your Storefront password"
