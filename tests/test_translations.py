@@ -100,6 +100,33 @@ def test_every_string_of_the_code_has_a_french_translation_with_the_same_placeho
     assert catalog.num_plurals == 2 and catalog.plural_expr == "(n > 1)"
 
 
+# French puts a no-break space before : ; ? and ! (U+00A0, or the narrow U+202F).
+_TIGHT_PUNCTUATION = re.compile(r"[^\u00a0\u202f]([:;?!])")
+# A translated word followed by punctuation typed in the template: French cannot space it.
+_PUNCTUATION_AFTER_GETTEXT = re.compile(r"(?:_\((?:[^()]|\([^()]*\))*\)\s*\}\}|\{%-?\s*endif\s*-?%\})\s*[:;?!]\s")
+
+
+def _without_urls_times_and_placeholders(text: str) -> str:
+    text = re.sub(r"https?://\S+", "", text)
+    text = re.sub(r"\d+:\d+", "", text)
+    return PLACEHOLDER.sub("x", text)
+
+
+def test_french_punctuation_has_its_no_break_space(project_root):
+    problems = []
+    for message in _french(project_root):
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for translated in strings:
+            if message.id and _TIGHT_PUNCTUATION.search(_without_urls_times_and_placeholders(translated)):
+                problems.append(f"catalog: {translated!r}")
+    for template in sorted((project_root / "templates").rglob("*.html")):
+        for match in _PUNCTUATION_AFTER_GETTEXT.finditer(template.read_text()):
+            problems.append(
+                f"{template.relative_to(project_root)}: {match.group(0)!r} (put the punctuation in the msgid)"
+            )
+    assert problems == [], "\n".join(problems)
+
+
 def test_the_compiled_catalog_is_the_po_file_of_the_checkout(project_root):
     # The .mo is build output (bin/test, bin/demo, the wheel compile it): one left over
     # from an older .po would show stale French without any test noticing.
