@@ -54,7 +54,20 @@ OVERFLOW_JS = """() => {
     const text = (el.textContent || '').trim().slice(0, 50);
     out.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${cls} right=${Math.round(box.right)} "${text}"`);
   }
-  return {scroll: document.documentElement.scrollWidth, out: out.slice(0, 5)};
+  // Text kept on one line (white-space: nowrap) that reaches past the edge is the likely cause:
+  // it widens its grid or flex track and so everything beside it. Named first.
+  const nowrap = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    // Its box, or its text spilling out of its box, reaches past the edge.
+    const reach = Math.max(box.right, box.left + (el.scrollWidth > el.clientWidth + 1 ? el.scrollWidth : 0));
+    if (reach > width + 0.5 && getComputedStyle(el).whiteSpace.startsWith('nowrap')) {
+      const names = typeof el.className === 'string' ? el.className.trim() : '';
+      nowrap.push(`nowrap ${el.tagName.toLowerCase()}${names ? '.' + names.split(/\\s+/).join('.') : ''}`
+                  + ` right=${Math.round(reach)} "${(el.textContent || '').trim().slice(0, 50)}"`);
+    }
+  }
+  return {scroll: document.documentElement.scrollWidth, out: nowrap.slice(0, 3).concat(out.slice(0, 5))};
 }"""
 
 
