@@ -6,6 +6,8 @@ Screenshots in tests/artifacts/phone-*.png.
 
 from __future__ import annotations
 
+import os
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -17,6 +19,7 @@ from storefront.staff_models import Role
 from .admin_support import add_member, make_event_of, make_organiser, make_user
 from .browser_support import (  # noqa: F401 (browser, live, live_server: fixtures)
     ARTIFACTS,
+    ROOT,
     PageWatch,
     browser,
     live,
@@ -32,6 +35,17 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 NARROW = {"width": 320, "height": 640}
 DESKTOP = {"width": 1280, "height": 900}
+
+# Reviewed copies go to docs/screenshots/ with UPDATE_SCREENSHOTS=1.
+REVIEWED = {
+    "390-summary",
+    "320-event-with-cart",
+    "320-success-processing",
+    "320-event-not-yet-on-sale",
+    "checkout-six-tickets-phone",
+    "checkout-six-tickets-desktop",
+    "320-fr-event-with-cart",
+}
 
 # The page's width, and when it is wider than the viewport the deepest elements that stick
 # out on the right (tag, class, id, start of the text), so a failure says what to fix.
@@ -71,10 +85,14 @@ OVERFLOW_JS = """() => {
 }"""
 
 
-def shoot(page, name: str) -> None:
+def shoot(page, name: str, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
-    page.screenshot(path=str(ARTIFACTS / f"phone-{name}.png"), full_page=True)
+    shot = ARTIFACTS / f"phone-{name}.png"
+    page.screenshot(path=str(shot), full_page=full_page)
+    if name in REVIEWED and os.environ.get("UPDATE_SCREENSHOTS") == "1":  # on purpose only
+        (ROOT / "docs" / "screenshots").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, ROOT / "docs" / "screenshots" / shot.name)
 
 
 def fits(page, name: str, seen: list[str]) -> None:
@@ -133,7 +151,7 @@ def test_after_adding_tickets_on_a_phone_the_total_and_checkout_are_in_view(live
         seen = summary_in_view(page)
         assert seen["total"] and seen["checkout"], seen
         expect(page.locator(".cart-summary-count")).to_have_text("3 tickets")
-        page.screenshot(path=str(ARTIFACTS / "phone-390-summary.png"))
+        shoot(page, "390-summary", full_page=False)
 
         # The bar covers nothing: the page ends above it (the footer is reachable).
         page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
@@ -158,7 +176,7 @@ def test_after_adding_tickets_on_a_phone_the_total_and_checkout_are_in_view(live
         page.evaluate("window.scrollTo(0, 0)")
         seen = summary_in_view(page)
         assert seen["total"] and seen["checkout"], seen
-        page.screenshot(path=str(ARTIFACTS / "phone-390-summary-after-remove.png"))
+        shoot(page, "390-summary-after-remove", full_page=False)
         watch.assert_not_reloaded()
 
         # Its Checkout leads to the checkout.
@@ -361,6 +379,47 @@ def test_no_buyer_page_scrolls_sideways_at_320px(shop, sandbox, browser):
         context.close()
     assert len(seen) == 22 and seen[-1] == "error-404", seen
     assert order_of(session_id) is not None
+
+
+def test_no_page_scrolls_sideways_at_320px_in_french(live, browser):
+    """French words are longer: the shop's pages without the payment, in French."""
+    from playwright.sync_api import expect
+
+    _, base_url = live
+    event = make_event(
+        title="Une soirée de musique de chambre aux chandelles à l'entrepôt du vieux port",
+        ticket_types=[
+            {"name": "Tarif réduit (adhérents de l'association des amis)", "price_minor": 1900},
+            {"name": "Plein tarif", "price_minor": 2500},
+        ],
+    )
+    later = make_event(title="Festival", sales_start=utcnow() + timedelta(days=10), ticket_types=[{"name": "Pass"}])
+    reduced = event.ticket_types[0]
+    seen: list[str] = []
+    context = browser.new_context(viewport=NARROW, locale="fr-FR", extra_http_headers={"Accept-Language": "fr"})
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/")
+        expect(page.locator("html")).to_have_attribute("lang", "fr")
+        fits(page, "fr-events", seen)
+        page.goto(f"{base_url}/events/{later.slug}")
+        fits(page, "fr-event-not-yet-on-sale", seen)
+        page.goto(f"{base_url}/events/{event.slug}")
+        page.locator(f"input[name='quantity-{reduced.id}']").fill("2")
+        page.locator("button.add-to-cart").click()
+        expect(page.locator(".cart-summary-count")).to_have_text("2 billets")
+        fits(page, "fr-event-with-cart", seen)
+        page.goto(f"{base_url}/cart")
+        fits(page, "fr-cart", seen)
+        page.goto(f"{base_url}/checkout")
+        fits(page, "fr-checkout", seen)
+        page.goto(f"{base_url}/lost-tickets")
+        fits(page, "fr-lost-tickets", seen)
+        page.goto(f"{base_url}/events/no-such-event")
+        fits(page, "fr-error-404", seen)
+    finally:
+        context.close()
+    assert len(seen) == 7
 
 
 def test_no_back_office_page_scrolls_sideways_at_320px(live, browser):
