@@ -466,7 +466,7 @@ def _check_sales_open(tt: TicketType, now: datetime) -> None:
     start = tt.sales_start or tt.event.sales_start
     end = tt.sales_end or tt.event.sales_end
     if start is not None and now < start:
-        raise NotOnSaleYet(tt.name)
+        raise NotOnSaleYet(tt.name, start, tt.event.timezone)
     if (end is not None and now >= end) or now >= tt.event.starts_at:
         raise SalesEnded(tt.name)
 

@@ -80,7 +80,7 @@ def upcoming_events(now: datetime | None = None) -> list[Event]:
 _PUBLISHED_EVENT = (
     select(Event)
     .where(Event.slug == bindparam("slug"), Event.status == EventStatus.PUBLISHED.value)
-    .options(joinedload(Event.ticket_types))
+    .options(joinedload(Event.ticket_types), joinedload(Event.organiser))
 )
 
 
@@ -115,6 +115,53 @@ def availabilities(
     now = now or utcnow()
     left = inventory.left_for(ticket_types)
     return {tt.id: availability(tt, left[tt.id], low_threshold, now) for tt in ticket_types}
+
+
+@dataclass(frozen=True)
+class EventAvailability:
+    """Where an event's sale stands for a buyer, from its visible ticket types: the
+    events list's pill, and the event page's Add button (active only when buyable)."""
+
+    state: SaleState
+    left: int = 0  # tickets left across the types on sale (capped by the event's capacity)
+    opens_at: datetime | None = None  # NOT_YET: the earliest opening
+
+    @property
+    def buyable(self) -> bool:
+        return self.state in (SaleState.ON_SALE, SaleState.LOW)
+
+
+def few_left(left: int, capacity: int, low_threshold: int) -> bool:
+    """Few left for a whole event: at most ``low_threshold`` tickets, or at most a tenth
+    of the capacity of the types on sale."""
+    return left <= low_threshold or left * 10 <= capacity
+
+
+def event_availability(
+    event: Event, per_type: dict[int, Availability] | None, low_threshold: int, now: datetime | None = None
+) -> EventAvailability | None:
+    """The event's sale state from its loaded ticket types (no query); None when it shows
+    no ticket type. ``per_type`` is ``availabilities(...)`` when the caller has it."""
+    visible = on_sale_types(event)
+    if not visible:
+        return None
+    per_type = per_type if per_type is not None else availabilities(visible, low_threshold, now)
+    states = [(tt, per_type[tt.id]) for tt in visible]
+    buyable = [(tt, a) for tt, a in states if a.buyable]
+    if buyable:
+        left = sum(a.left for _, a in buyable)
+        capacity = sum(tt.capacity for tt, _ in buyable)
+        if event.capacity is not None:
+            left = min(left, max(0, event.capacity - event.sold - event.held))
+            capacity = min(capacity, event.capacity)
+        state = SaleState.LOW if few_left(left, capacity, low_threshold) else SaleState.ON_SALE
+        return EventAvailability(state, left)
+    opening = [a.opens_at for _, a in states if a.state == SaleState.NOT_YET]
+    if opening:
+        return EventAvailability(SaleState.NOT_YET, opens_at=min(opening))
+    if any(a.state == SaleState.SOLD_OUT for _, a in states):
+        return EventAvailability(SaleState.SOLD_OUT)
+    return EventAvailability(SaleState.ENDED)
 
 
 def on_sale_types(event: Event) -> list[TicketType]:

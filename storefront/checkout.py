@@ -215,7 +215,7 @@ def _start(token, email, names, success_url, cancel_url, now, shown_total=None) 
             attempt.locale = languages.of_page()  # the language the buyer pays in now
         db.session.flush()
         attempt_id, cart_id, key = attempt.id, cart.id, attempt.idempotency_key
-        params = _session_params(attempt, lines, success_url, cancel_url)
+        params = _session_params(attempt, lines, success_url, cancel_url, event.title)
     return _create_session(attempt_id, cart_id, key, params)
 
 
@@ -290,7 +290,14 @@ def _reusable_attempt(cart_id: int, digest: str, now: datetime) -> PaymentAttemp
     return found
 
 
-def _session_params(attempt: PaymentAttempt, lines: list[dict], success_url: str, cancel_url: str) -> dict:
+def product_name(event_title: str, ticket_type_name: str) -> str:
+    """A line's name on the hosted payment page: which event, then which ticket."""
+    return f"{event_title} — {ticket_type_name}"
+
+
+def _session_params(
+    attempt: PaymentAttempt, lines: list[dict], success_url: str, cancel_url: str, event_title: str
+) -> dict:
     # The attempt's key is unique for ever (ids may be reused by another database);
     # reconciliation and payment-failure events find the attempt by it.
     names = {"cart_id": str(attempt.cart_id), "attempt_id": str(attempt.id), "attempt_key": attempt.idempotency_key}
@@ -301,7 +308,7 @@ def _session_params(attempt: PaymentAttempt, lines: list[dict], success_url: str
                 "price_data": {
                     "currency": attempt.currency.lower(),
                     "unit_amount": line["unit_price_minor"],
-                    "product_data": {"name": line["name"]},
+                    "product_data": {"name": product_name(event_title, line["name"])},
                 },
                 "quantity": line["quantity"],
             }

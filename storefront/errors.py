@@ -6,6 +6,8 @@ message through ``message()``. Nothing shows ``str(e)`` to a buyer.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
@@ -60,12 +62,21 @@ class LineNotFound(StorefrontError):
 class NotOnSaleYet(StorefrontError):
     status = 409
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, opens_at: datetime | None = None, timezone: str | None = None):
         super().__init__(name)
         self.name = name
+        self.opens_at, self.timezone = opens_at, timezone
 
     def message(self) -> str:
-        return _("Sales for %(name)s have not opened yet.", name=self.name)
+        if self.opens_at is None or self.timezone is None:
+            return _("Sales for %(name)s have not opened yet.", name=self.name)
+        from .formatting import event_time
+
+        return _(
+            "Sales for %(name)s have not opened yet: they open on %(when)s.",
+            name=self.name,
+            when=event_time(self.opens_at, self.timezone),
+        )
 
 
 class SalesEnded(StorefrontError):

@@ -48,7 +48,9 @@ def error_answer(code: int, reason: str, error: HTTPException | None = None):
             response = make_response(render_template("_partials/error_message.html", title=title, text=text), code)
             htmx.show_message(response)
         else:
-            response = make_response(render_template("error.html", code=code, title=title, text=text), code)
+            # A server error may come from the database: its page reads no cart (no count).
+            unread = {"cart": None} if code >= 500 else {}
+            response = make_response(render_template("error.html", code=code, title=title, text=text, **unread), code)
     if error is not None:
         for name, value in error.get_headers():
             if name.lower() != "content-type":

@@ -17,7 +17,7 @@ from .. import cover_images, exports, htmx, limits, request_body
 from .. import events as event_admin
 from .. import ticket_types as tt_admin
 from ..cart import CartView
-from ..catalog import availabilities
+from ..catalog import availabilities, event_availability
 from ..errors import StorefrontError
 from ..models import utcnow
 from ..staff_errors import StaffError
@@ -134,10 +134,13 @@ def preview_event(access):
     nothing on it can be bought."""
     event = access.event
     now = utcnow()
+    low = current_app.config["LOW_STOCK_THRESHOLD"]
+    per_type = availabilities(event.ticket_types, low, now)
     return render_template(
         "shop/event.html",
         event=event,
-        availability=availabilities(event.ticket_types, current_app.config["LOW_STOCK_THRESHOLD"], now),
+        availability=per_type,
+        event_availability=event_availability(event, per_type, low, now),
         cart=CartView(None, False),
         now=now,
         preview=True,

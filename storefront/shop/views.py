@@ -29,19 +29,46 @@ def _cart_token() -> str | None:
 
 
 def _event_context(event, cart_view, now):
+    return {**_event_availability(event, now), "cart": cart_view, "now": now}
+
+
+def _event_availability(event, now) -> dict:
+    """Each ticket type's availability, and the event's as a whole (its Add button)."""
+    low = current_app.config["LOW_STOCK_THRESHOLD"]
+    per_type = catalog.availabilities(event.ticket_types, low, now)
     return {
         "event": event,
-        "availability": catalog.availabilities(event.ticket_types, current_app.config["LOW_STOCK_THRESHOLD"], now),
-        "cart": cart_view,
-        "now": now,
+        "availability": per_type,
+        "event_availability": catalog.event_availability(event, per_type, low, now),
     }
+
+
+@bp.app_context_processor
+def _header_cart_count():
+    """The header's cart count on a page that does not show the cart (the order, the
+    success page, an error page...): read only when the header asks, so the pages that
+    have the cart pay no second query."""
+
+    def header_cart_count() -> int:
+        return carts.view_cart(_cart_token()).count
+
+    return {"header_cart_count": header_cart_count}
 
 
 @bp.get("/")
 def events():
     now = utcnow()
     upcoming = catalog.upcoming_events(now)
-    return render_template("shop/events.html", events=upcoming, cart=carts.view_cart(_cart_token(), now), now=now)
+    low = current_app.config["LOW_STOCK_THRESHOLD"]
+    # From the ticket types loaded with the events: no query per event.
+    states = {event.id: catalog.event_availability(event, None, low, now) for event in upcoming}
+    return render_template(
+        "shop/events.html",
+        events=upcoming,
+        availability=states,
+        cart=carts.view_cart(_cart_token(), now),
+        now=now,
+    )
 
 
 @bp.get("/events/<slug:slug>")
@@ -168,10 +195,7 @@ def _cart_fragment(error: StorefrontError | None = None, changed_event_slug: str
         )
     context = {"cart": cart_view, "now": now, "error": error.message() if error else None}
     if event is not None:
-        context["event"] = event
-        context["availability"] = catalog.availabilities(
-            event.ticket_types, current_app.config["LOW_STOCK_THRESHOLD"], now
-        )
+        context.update(_event_availability(event, now))
     response = htmx.render(
         "shop/cart.html", "_partials/cart_changed.html", status=error.status if error else 200, **context
     )
