@@ -26,9 +26,9 @@ def describe(before: Lines, cart_view) -> str | None:
     parts = []
     for tt_id, (name, quantity) in after.items():
         was = before.get(tt_id, (name, 0))[1]
-        if quantity > was:
-            parts.append(_("%(num)d × %(name)s added.", num=quantity - was, name=name))
-        elif quantity < was:
+        if was == 0:
+            parts.append(_("%(num)d × %(name)s added.", num=quantity, name=name))
+        elif quantity != was:
             parts.append(
                 ngettext("%(name)s: now %(num)d ticket.", "%(name)s: now %(num)d tickets.", quantity, name=name)
             )
