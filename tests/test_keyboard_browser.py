@@ -8,6 +8,8 @@ Screenshots of the focused states go to ``tests/artifacts/focus-*.png``."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .browser_support import (  # noqa: F401 (browser, live, live_server: fixtures)
@@ -165,3 +167,95 @@ def test_focus_stays_put_after_each_swap_and_tab_goes_on(live, context):
     assert len(said(page)) == 5
     # (The console logs the deliberate 400 of the first Add; nothing else went wrong.)
     assert not watch.csp_violations and not watch.page_errors, (watch.csp_violations, watch.page_errors)
+
+
+def contrast(a: str, b: str) -> float:
+    def lum(css: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", css)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+RING = """(el) => {
+    const s = getComputedStyle(el);
+    let bg = 'rgb(255, 255, 255)';
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const c = getComputedStyle(p).backgroundColor;
+      if (c && c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { bg = c; break; }
+    }
+    return {style: s.outlineStyle, width: parseFloat(s.outlineWidth), color: s.outlineColor, background: bg};
+}"""
+
+
+@pytest.mark.parametrize("path", ["/events/{slug}", "/admin/sign-in"])
+def test_the_skip_link_comes_first_and_every_focus_ring_is_plain(live, context, path):
+    from playwright.sync_api import expect
+
+    _app, base = live
+    event = two_types()
+    page = context.new_page()
+    page.goto(base + path.format(slug=event.slug))
+    page.keyboard.press("Tab")
+    skip = page.locator(".skip-link")
+    assert active(page) == "A:Skip to content"
+    box = skip.bounding_box()
+    assert box and box["y"] >= 0 and box["width"] >= 24 and box["height"] >= 24, box  # in sight now
+    shoot(page, f"focus-skip-link-{'admin' if 'admin' in path else 'shop'}.png")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "content"
+    page.keyboard.press("Tab")
+    # Past the header: the first control inside <main>.
+    assert page.evaluate("document.getElementById('content').contains(document.activeElement)")
+    # Every control the keyboard reaches shows a ring of 2px or more that stands out.
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    seen = 0
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused = page.evaluate_handle("document.activeElement")
+        if page.evaluate("document.activeElement === document.body"):
+            break
+        ring = page.evaluate(RING, focused)
+        assert ring["style"] != "none" and ring["width"] >= 2, (active(page), ring)
+        assert contrast(ring["color"], ring["background"]) >= 3, (active(page), ring)
+        seen += 1
+    assert seen >= 3
+    expect(skip).to_be_attached()
+
+
+CONTROLS = "a[href], button, input:not([type=hidden]), select, textarea, [role=button]"
+TARGETS = """() => [...document.querySelectorAll('CONTROLS')]
+  .filter(el => el.offsetParent !== null && !el.closest('.visually-hidden'))
+  // An inline link inside a sentence is exempt (WCAG 2.5.8).
+  .filter(el => !(el.tagName === 'A' && el.parentElement.matches('p, small, li')
+                  && el.parentElement.textContent.trim() !== el.textContent.trim()))
+  .map(el => { const r = el.getBoundingClientRect();
+               return {what: el.outerHTML.slice(0, 90), width: r.width, height: r.height}; })""".replace(
+    "CONTROLS", CONTROLS
+)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_every_control_of_the_purchase_is_at_least_24_px(live, browser, viewport):
+    _app, base = live
+    event = two_types()
+    context = browser.new_context(viewport=viewport, locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/events/{event.slug}")
+        page.locator(f"#quantity-{event.ticket_types[0].id}").fill("2")
+        page.get_by_role("button", name="Add to cart").click()
+        page.locator("#cart .cart-line").first.wait_for()
+        measured = 0
+        for path in (f"/events/{event.slug}", "/cart", "/checkout"):
+            page.goto(base + path)
+            targets = page.evaluate(TARGETS)
+            small = [t for t in targets if t["width"] < 24 or t["height"] < 24]
+            assert not small, (path, small)
+            measured += len(targets)
+        assert measured > 15
+    finally:
+        context.close()
