@@ -259,3 +259,30 @@ def test_every_control_of_the_purchase_is_at_least_24_px(live, browser, viewport
         assert measured > 15
     finally:
         context.close()
+
+
+def test_a_checkout_error_takes_focus_to_the_field_it_is_about(live, context):
+    from playwright.sync_api import expect
+
+    _app, base = live
+    event = two_types()
+    page = context.new_page()
+    page.goto(f"{base}/events/{event.slug}")
+    page.locator(f"#quantity-{event.ticket_types[0].id}").fill("1")
+    page.get_by_role("button", name="Add to cart").click()
+    page.locator("#cart .cart-line").first.wait_for()
+    page.goto(f"{base}/checkout")
+    page.get_by_label("Email for your tickets").fill("ada@example.com")
+    page.locator("input[name=first-1]").fill("Ada")
+    page.locator("input[name=last-1]").fill("   ")  # passes the browser's "required", not the shop
+    page.locator("button.pay").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#checkout-error")).to_be_visible()
+    settled(page)
+    last = page.locator("input[name=last-1]")
+    assert page.evaluate("document.activeElement.name") == "last-1"
+    expect(last).to_have_attribute("aria-invalid", "true")
+    expect(last).to_have_accessible_description(re.compile("first and a last name"))
+    shoot(page, "focus-4-checkout-error.png")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "pay"
