@@ -49,7 +49,7 @@ def test_event_not_yet_on_sale_has_no_active_add_button_and_says_when(client):
     tt = event.ticket_types[0]
     page = client.get(f"/events/{event.slug}").get_data(as_text=True)
     button = add_button(page)
-    assert re.search(r'<button type="submit" class="add-to-cart" disabled aria-describedby="add-to-cart-why">', button)
+    assert re.search(r'<button type="submit" class="add-to-cart" id="add-to-cart" disabled aria-describedby="add-to-cart-why">', button)
     assert "On sale from " in button and "Eastern" in button  # in the event's timezone
     local = opens.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
     assert local.strftime("%B %-d") in button
@@ -89,7 +89,7 @@ def test_the_add_button_comes_back_out_of_band_when_the_last_tickets_are_release
     event = make_event(ticket_types=[{"name": "Last", "capacity": 2}])
     tt = event.ticket_types[0]
     answer = add(client, event, {tt.id: 2}, **HX).get_data(as_text=True)
-    assert re.search(r'id="add-to-cart" hx-swap-oob="true"', answer) and " disabled" in add_button(answer)
+    assert re.search(r'id="add-to-cart-area" hx-swap-oob="true"', answer) and " disabled" in add_button(answer)
     line = re.search(r'id="line-(\d+)"', answer).group(1)
     answer = client.post(f"/cart/lines/{line}/remove", headers=HX).get_data(as_text=True)
     assert " disabled" not in add_button(answer)

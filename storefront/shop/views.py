@@ -8,11 +8,19 @@ from flask import abort, current_app, flash, render_template, request, session, 
 from flask_babel import gettext as _
 
 from .. import cart as carts
-from .. import catalog, htmx, limits, parsing, ticket_calendar, ticket_pdf
+from .. import cart_news, catalog, htmx, limits, parsing, ticket_calendar, ticket_pdf
 from .. import checkout as checkouts
 from .. import lost_tickets as lost
 from ..cart_changes import change_cart
-from ..errors import InvalidQuantity, StorefrontError, TooManyRequests, UnknownTicketType
+from ..errors import (
+    AttendeeNameMissing,
+    AttendeeNameUnprintable,
+    InvalidEmail,
+    InvalidQuantity,
+    StorefrontError,
+    TooManyRequests,
+    UnknownTicketType,
+)
 from ..links import public_url
 from ..models import utcnow
 from . import bp
@@ -82,6 +90,7 @@ def event(slug: str):
 
 @bp.post("/events/<slug:slug>/cart")
 def add_to_cart(slug: str):
+    before = cart_news.lines_of(carts.view_cart(_cart_token())) if htmx.wants_fragment() else None
     try:
         limits.check_add_to_cart()
         change = carts.AddTickets(slug, _parse_add_form())
@@ -89,7 +98,7 @@ def add_to_cart(slug: str):
     except StorefrontError as error:
         return _add_failed(slug, error)
     if htmx.wants_fragment():
-        return _cart_fragment(changed_event_slug=slug)
+        return _cart_fragment(changed_event_slug=slug, before=before)
     flash(_("Added to your cart."), "success")
     return htmx.redirect(url_for("shop.event", slug=slug))
 
@@ -157,7 +166,9 @@ def _change_cart(parse_change):
     answer the cart: the fragment for htmx, else a redirect (or the page with the error)."""
     # Decided before anything changes: an unsafe target is no reason to fail after a commit.
     back_to = parsing.local_redirect_target(request.form.get("next")) or url_for("shop.cart")
-    event_slug = _cart_event_slug()
+    before_view = carts.view_cart(_cart_token())
+    event_slug = _cart_event_slug(before_view)
+    before = cart_news.lines_of(before_view)  # now: the change refreshes these rows
     try:
         change_cart(_cart_token(), parse_change(), allowance=limits.for_client())
     except StorefrontError as error:
@@ -168,20 +179,24 @@ def _change_cart(parse_change):
             "shop/cart.html", error=error.message(), cart=carts.view_cart(_cart_token(), now), now=now
         ), error.status
     if htmx.wants_fragment():
-        return _cart_fragment(changed_event_slug=event_slug)
+        return _cart_fragment(changed_event_slug=event_slug, before=before)
     return htmx.redirect(back_to)
 
 
-def _cart_event_slug() -> str | None:
-    """The event of the cart's lines, lapsed ones included (their stock comes back)."""
-    view = carts.view_cart(_cart_token())
+def _cart_event_slug(view) -> str | None:
+    """The event of the cart's lines (``view``), lapsed ones included (their stock comes back)."""
     items = view.cart.items if view.cart is not None else []
     return items[0].ticket_type.event.slug if items else None
 
 
-def _cart_fragment(error: StorefrontError | None = None, changed_event_slug: str | None = None):
-    """The cart fragment, with out-of-band updates of the header count and of the
-    availability of the event whose stock just changed."""
+def _cart_fragment(
+    error: StorefrontError | None = None,
+    changed_event_slug: str | None = None,
+    before: cart_news.Lines | None = None,
+):
+    """The cart fragment, with out-of-band updates of the header count, of the
+    availability of the event whose stock just changed, and of the live region telling
+    what changed (the cart's lines ``before`` the change, compared with now)."""
     now = utcnow()
     cart_view = carts.view_cart(_cart_token(), now, with_event_ticket_types=True)
     event = None
@@ -194,6 +209,8 @@ def _cart_fragment(error: StorefrontError | None = None, changed_event_slug: str
             else (catalog.published_event(changed_event_slug))
         )
     context = {"cart": cart_view, "now": now, "error": error.message() if error else None}
+    if error is None and before is not None:
+        context["news"] = cart_news.describe(before, cart_view)
     if event is not None:
         context.update(_event_availability(event, now))
     response = htmx.render(
@@ -218,7 +235,22 @@ def _checkout_page(cart_view, now, error: StorefrontError | None = None):
         now=now,
         form=form,
         error=error.message() if error else None,
+        invalid=_invalid_fields(error, form),
     )
+
+
+def _invalid_fields(error: StorefrontError | None, form) -> set[str]:
+    """The checkout fields the error is about: marked aria-invalid, and described by it."""
+    if isinstance(error, InvalidEmail):
+        return {"email"}
+    if isinstance(error, AttendeeNameMissing | AttendeeNameUnprintable):
+        both = {f"first-{error.position}", f"last-{error.position}"}
+        if isinstance(error, AttendeeNameMissing):
+            # The empty (or too long) one of the two, when only one is.
+            bad = {name for name in both if not 0 < len((form.get(name) or "").strip()) <= checkouts.NAME_MAX}
+            return bad or both
+        return both
+    return set()
 
 
 @bp.post("/checkout")
