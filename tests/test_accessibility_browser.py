@@ -4,7 +4,8 @@
 The tour: the events list; an event on sale, sold out, and not yet on sale; an event with a
 cart; the cart; the checkout form showing an error; the hosted sandbox payment page (its own
 process) and its declined, 3-D Secure and bank-debit states; the success page while it polls,
-then with the order; the order page; the lost-tickets page; a page that does not exist.
+then with the order; the order page; the lost-tickets page (with an error, then sent); a page
+that does not exist.
 
 Each page's screenshot goes to ``tests/artifacts/shop-<page>-<en|fr>-<desktop|phone>.png``,
 and with ``UPDATE_SCREENSHOTS=1`` to ``docs/screenshots/`` (the reviewed copies).
@@ -170,6 +171,14 @@ def test_the_shop_pages_have_no_axe_violation(shop, buyer):
 
     page.goto(f"{base}/lost-tickets")
     check(page, "lost-tickets", lang, size)
+    page.locator("main input[name='email']").fill("nobody")  # refused: the field says why
+    page.locator("main form button[type='submit']").click()
+    expect(page.locator("main .notice-error")).to_be_visible()
+    check(page, "lost-tickets-error", lang, size)
+    page.locator("main input[name='email']").fill("ada@example.com")
+    page.locator("main form button[type='submit']").click()
+    expect(page.locator(".notice-success")).to_be_visible()
+    check(page, "lost-tickets-sent", lang, size)
     assert page.goto(f"{base}/events/no-such-event").status == 404
     check(page, "not-found", lang, size)
     assert not watch.csp_violations, watch.csp_violations
