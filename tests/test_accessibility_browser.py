@@ -1,11 +1,12 @@
 """axe-core on every page and state a buyer meets, in English and French, on a desktop
-(1280 px) and a phone (390 px): no WCAG 2.0/2.1/2.2 A or AA violation (``axe_support``).
+(1280 px) and a phone (390 px): no WCAG 2.0/2.1/2.2 A or AA violation, nor of axe's best
+practices (``axe_support``).
 
 The tour: the events list; an event on sale, sold out, and not yet on sale; an event with a
 cart; the cart; the checkout form showing an error; the hosted sandbox payment page (its own
 process) and its declined, 3-D Secure and bank-debit states; the success page while it polls,
-then with the order; the order page; the lost-tickets page (with an error, then sent); a page
-that does not exist.
+then with the order; the order page; a bank debit processing, and one that failed; the
+lost-tickets page (with an error, then sent); a page that does not exist.
 
 Each page's screenshot goes to ``tests/artifacts/shop-<page>-<en|fr>-<desktop|phone>.png``,
 and with ``UPDATE_SCREENSHOTS=1`` to ``docs/screenshots/`` (the reviewed copies).
@@ -27,6 +28,7 @@ from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
     CARD_3DS,
     CARD_DECLINED,
     CARD_OK,
+    IBAN_FAILS,
     IBAN_OK,
     deliver,
     drop_completed,
@@ -219,19 +221,29 @@ def test_the_payment_pages_have_no_axe_violation(shop, sandbox, buyer):  # noqa:
     watch.assert_clean()
 
 
-def test_the_bank_debit_pages_have_no_axe_violation(shop, sandbox, buyer):  # noqa: F811
+@pytest.mark.parametrize("settles", [True, False], ids=["settles", "fails"])
+def test_the_bank_debit_pages_have_no_axe_violation(shop, sandbox, buyer, settles):  # noqa: F811
+    """Processing, then (for the IBAN that fails later) the page saying it did not go through."""
     from playwright.sync_api import expect
 
     page, watch, lang, size = buyer
     on_sale, _, _ = events()
     session_id = to_payment_page(page, shop, sandbox, on_sale, 1)
     page.locator("#method-bank").check()
-    page.locator("#iban").fill(IBAN_OK)
+    page.locator("#iban").fill(IBAN_OK if settles else IBAN_FAILS)
     page.locator("#name").fill("Grace Hopper")
-    check(page, "payment-bank-debit", lang, size)
+    if settles:
+        check(page, "payment-bank-debit", lang, size)
     page.locator(".sbx-submit").click()
     page.wait_for_url(f"{shop.live_url}/checkout/success?session_id={session_id}")
     processing = tr(lang, "Your payment is being processed")
     expect(page.locator("#payment-status h1")).to_have_text(processing, timeout=15_000)
-    check(page, "success-bank-debit", lang, size)
+    if settles:
+        check(page, "success-bank-debit", lang, size)
+    else:
+        pi_id = sandbox.client().v1.checkout.sessions.retrieve(session_id).payment_intent
+        sandbox.control("POST", f"/_sandbox/payment_intents/{pi_id}/settle", {})
+        failed = tr(lang, "The payment did not go through")
+        expect(page.locator("#payment-status h1")).to_have_text(failed, timeout=15_000)
+        check(page, "success-bank-debit-failed", lang, size)
     watch.assert_clean()
