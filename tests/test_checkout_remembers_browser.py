@@ -174,6 +174,7 @@ def test_at_zero_on_the_checkout_page_one_message_and_the_way_back(shop, sandbox
         expect(page.get_by_role("button", name="Back to the event")).to_have_attribute("href", f"/events/{event.slug}")
         expect_filled(page)
         expect(page.get_by_role("button", name="Pay")).to_be_disabled()
+        expect(page.locator("#cart-count .badge")).to_have_text("0")  # the header knows too
         expect(page.get_by_label("Email for your tickets")).to_be_disabled()
         shoot(page, f"forms-4-checkout-lapsed-{size}.png")
         [lapse] = watch.posts("/checkout/lapse")

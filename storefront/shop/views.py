@@ -186,7 +186,7 @@ def checkout():
     return _checkout_page(carts.view_cart(_cart_token(), now), now)
 
 
-def _checkout_page(cart_view, now, error: StorefrontError | None = None):
+def _checkout_page(cart_view, now, error: StorefrontError | None = None, *, count_changed: bool = False):
     if request.method == "POST":
         form = request.form
     else:
@@ -210,6 +210,8 @@ def _checkout_page(cart_view, now, error: StorefrontError | None = None):
         form=form,
         error=error.message() if error else None,
         back_to_event=_cart_event_slug(),
+        # The header's count, out of band, when an htmx answer released the tickets.
+        count_changed=count_changed and htmx.wants_fragment(),
     )
 
 
@@ -219,7 +221,7 @@ def checkout_lapse():
     keep what was typed, and answer the page saying so (the form as it was if not)."""
     carts.release_if_lapsed(_cart_token())
     now = utcnow()
-    return _checkout_page(carts.view_cart(_cart_token(), now), now)
+    return _checkout_page(carts.view_cart(_cart_token(), now), now, count_changed=True)
 
 
 @bp.post("/checkout")
