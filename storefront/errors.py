@@ -30,7 +30,9 @@ class QuantityBelowOne(InvalidQuantity):
     """A cart line set to 0: removing is its own button."""
 
     def message(self) -> str:
-        return _("A quantity must be at least 1. To take these tickets out of your cart, press Remove.")
+        return _(
+            "Please enter a whole number of tickets, at least 1. To take these tickets out of your cart, press Remove."
+        )
 
 
 class NothingChosen(StorefrontError):

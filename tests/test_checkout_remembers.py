@@ -144,7 +144,7 @@ def test_a_quantity_of_zero_in_the_cart_is_answered_and_the_field_shows_the_real
     client = shop.test_client()
     add(client, event, {event.ticket_types[0].id: 2})
     line_id = cart_by_token(cart_token(client)).items[0].id
-    for quantity, words in (("0", "A quantity must be at least 1"), ("5", "at most 4 tickets")):
+    for quantity, words in (("0", "a whole number of tickets, at least 1"), ("5", "at most 4 tickets")):
         response = client.post(f"/cart/lines/{line_id}", data={"quantity": quantity}, headers={"HX-Request": "true"})
         page = response.get_data(as_text=True)
         assert response.status_code == 400 and words in page, quantity

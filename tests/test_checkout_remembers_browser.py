@@ -227,7 +227,7 @@ def test_a_cart_quantity_of_zero_or_over_the_limit_is_answered(shop, sandbox, br
         page.locator(f"input[name='quantity-{tt.id}']").fill("2")
         page.get_by_role("button", name="Add to cart").click()
         expect(page.locator("#cart .cart-line")).to_have_count(1)
-        for typed, words in (("0", "A quantity must be at least 1"), ("5", "at most 4 tickets of Standard")):
+        for typed, words in (("0", "a whole number of tickets, at least 1"), ("5", "at most 4 tickets of Standard")):
             field = page.locator("#cart input[name='quantity']")
             field.fill(typed)
             field.press("Tab")
