@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from flask import current_app
 from sqlalchemy import Exists, Integer, bindparam, exists, insert, select, update
@@ -46,13 +47,14 @@ from .errors import (
     NotOnSaleYet,
     OverCartLimit,
     OverPerOrderLimit,
+    QuantityBelowOne,
     SalesEnded,
     SoldOut,
     TicketTypeOfOtherEvent,
     UnknownTicketType,
 )
 from .extensions import db
-from .models import Cart, CartItem, CartStatus, Event, TicketType, utcnow
+from .models import AttemptEvent, AttemptStatus, Cart, CartItem, CartStatus, Event, PaymentAttempt, TicketType, utcnow
 
 # Above this a quantity is not a typo worth a limit message, it is bad input.
 MAX_SANE_QUANTITY = 10_000
@@ -98,6 +100,35 @@ class CartView:
     @property
     def expires_at(self) -> datetime | None:
         return self.cart.expires_at if self.items else None
+
+    @property
+    def paying(self) -> bool:
+        """The buyer went to payment: the hold grew to the payment page's lifetime."""
+        return self.cart is not None and not self.lapsed and self.cart.status == CartStatus.CHECKING_OUT.value
+
+    @property
+    def minutes_while_paying(self) -> int:
+        from .checkout import hold_minutes_while_paying
+
+        return hold_minutes_while_paying()
+
+    @cached_property
+    def debit_failed(self) -> bool:
+        """The hold ended because the bank refused the debit, not because time ran out."""
+        if self.cart is None or self.cart.status != CartStatus.EXPIRED.value:
+            return False
+        return db.session.execute(
+            select(
+                select(PaymentAttempt.id)
+                .join(AttemptEvent, AttemptEvent.attempt_id == PaymentAttempt.id)
+                .where(
+                    PaymentAttempt.cart_id == self.cart.id,
+                    PaymentAttempt.status == AttemptStatus.FAILED.value,
+                    AttemptEvent.to_status == AttemptStatus.PROCESSING.value,
+                )
+                .exists()
+            )
+        ).scalar_one()
 
     def seconds_left(self, now: datetime | None = None) -> int:
         if self.expires_at is None:
@@ -145,7 +176,9 @@ def parse_quantity(raw: str | None, *, allow_zero: bool) -> int:
             return 0
         raise InvalidQuantity(raw)
     n = parsing.ascii_int(raw.strip(), max_digits=6)
-    if n is None or n > MAX_SANE_QUANTITY or (n == 0 and not allow_zero):
+    if n == 0 and not allow_zero:
+        raise QuantityBelowOne(raw)
+    if n is None or n > MAX_SANE_QUANTITY:
         raise InvalidQuantity(raw)
     return n
 
@@ -208,6 +241,8 @@ class SetQuantity(CartChange):
     quantity: int
 
     def __post_init__(self) -> None:
+        if self.quantity == 0:
+            raise QuantityBelowOne("0")
         if self.quantity < 1 or self.quantity > MAX_SANE_QUANTITY:
             raise InvalidQuantity(str(self.quantity))
 

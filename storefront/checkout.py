@@ -50,7 +50,7 @@ from .errors import (
     SalesEnded,
 )
 from .extensions import db
-from .models import AttemptStatus, Cart, CartItem, CartStatus, EventStatus, PaymentAttempt, utcnow
+from .models import AttemptEvent, AttemptStatus, Cart, CartItem, CartStatus, EventStatus, PaymentAttempt, utcnow
 from .payments import gateway as gw
 
 log = logging.getLogger(__name__)
@@ -531,6 +531,73 @@ def expire_lapsed_checkouts(now: datetime | None = None, limit: int = 200) -> in
     return released
 
 
+# --- what the checkout form remembers ------------------------------------------------------
+
+# A payment that went through: its names are not offered to the next purchase.
+_PAID_OUT = (
+    AttemptStatus.PAID.value,
+    AttemptStatus.REFUNDING.value,
+    AttemptStatus.REFUNDED.value,
+    AttemptStatus.AMOUNT_MISMATCH.value,
+)
+
+# The checkout form's fields as this browser last typed them, kept in its signed session
+# cookie only when a payment could not start (the hold lapsed): over this size, not kept
+# (a cookie over 4 kB is dropped by the browser, and the cart token with it).
+DRAFT_MAX_CHARS = 1500
+
+
+def hold_minutes_while_paying() -> int:
+    """How long the hold becomes when the buyer goes to payment (Stripe's minimum)."""
+    return int((SESSION_LIFETIME + SESSION_SLACK).total_seconds() // 60)
+
+
+def form_of_attempt(attempt: PaymentAttempt) -> dict[str, str]:
+    """An attempt's email and attendee names as the checkout form's fields."""
+    form = {"email": attempt.buyer_email}
+    n = 0
+    for line in json.loads(attempt.lines or "[]"):
+        for first, last in line.get("attendees") or []:
+            n += 1
+            form[f"first-{n}"], form[f"last-{n}"] = first, last
+    return form
+
+
+def remembered_form(token: str | None, started_here: str | None) -> dict[str, str]:
+    """What this browser typed into the checkout form for a payment that did not go
+    through (declined, left with Back, lapsed): the last attempt of its cart, else of
+    the Checkout Session its signed cookie names (the cart that held it lapsed and a
+    new one was made). Only this browser holds either; nothing once it paid."""
+    attempt = None
+    if token:
+        attempt = db.session.execute(
+            select(PaymentAttempt)
+            .join(Cart, Cart.id == PaymentAttempt.cart_id)
+            .where(Cart.token == token)
+            .order_by(PaymentAttempt.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    if attempt is None and started_here:
+        attempt = db.session.execute(
+            select(PaymentAttempt).where(PaymentAttempt.stripe_checkout_session_id == started_here)
+        ).scalar_one_or_none()
+    if attempt is None or attempt.status in _PAID_OUT:
+        return {}
+    return form_of_attempt(attempt)
+
+
+def draft_of(form, max_tickets: int) -> dict[str, str] | None:
+    """The checkout form's fields worth keeping (email, names), or None if too long."""
+    kept = {"email": (form.get("email") or "")[:254]}
+    for n in range(1, max_tickets + 1):
+        for field in (f"first-{n}", f"last-{n}"):
+            if form.get(field):
+                kept[field] = form.get(field)[:NAME_MAX]
+    if len(json.dumps(kept)) > DRAFT_MAX_CHARS or not any(kept.values()):
+        return None
+    return kept
+
+
 # --- what the success page shows ---------------------------------------------------------
 
 # The success page waits this long for the webhook before asking Stripe itself, and
@@ -546,6 +613,7 @@ class PaymentState:
     kind: str
     order: object | None = None
     final: bool = False
+    bank_debit: bool = False  # "failed": the bank refused a debit that had started
 
 
 def payment_state(
@@ -581,12 +649,26 @@ def payment_state(
     if attempt.status == AttemptStatus.AMOUNT_MISMATCH.value:
         return PaymentState("review", final=True)
     if attempt.status in (AttemptStatus.FAILED.value, AttemptStatus.EXPIRED.value):
-        return PaymentState("failed", final=True)
+        return PaymentState("failed", final=True, bank_debit=debit_failed(attempt))
     if attempt.status == AttemptStatus.PROCESSING.value:
         return PaymentState("processing", final=waited >= GIVE_UP)
     if waited >= GIVE_UP:
         return PaymentState("gave_up", final=True)
     return PaymentState("waiting")
+
+
+def debit_failed(attempt: PaymentAttempt) -> bool:
+    """The attempt failed after its bank debit started (it went through ``processing``):
+    the bank refused the debit, nothing lapsed."""
+    if attempt.status != AttemptStatus.FAILED.value:
+        return False
+    return db.session.execute(
+        select(
+            select(AttemptEvent.id)
+            .where(AttemptEvent.attempt_id == attempt.id, AttemptEvent.to_status == AttemptStatus.PROCESSING.value)
+            .exists()
+        )
+    ).scalar_one()
 
 
 _ENDED = (

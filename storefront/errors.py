@@ -28,6 +28,15 @@ class InvalidQuantity(StorefrontError):
         return _("Please enter a whole number of tickets.")
 
 
+class QuantityBelowOne(InvalidQuantity):
+    """A cart line set to 0: removing is its own button."""
+
+    def message(self) -> str:
+        return _(
+            "Please enter a whole number of tickets, at least 1. To take these tickets out of your cart, press Remove."
+        )
+
+
 class NothingChosen(StorefrontError):
     def message(self) -> str:
         return _("Choose how many tickets you want first.")

@@ -192,7 +192,12 @@ def test_bank_debit_processing_then_settled(shop, sandbox, iban, settles):
         assert (ticket_type(tt_id).sold, ticket_type(tt_id).held) == (0, 0)
         assert cart_by_token(cart_token(client)).status == CartStatus.EXPIRED.value
         told = status_fragment(client, session_id)
-        assert told.status_code == 286 and "did not go through" in told.get_data(as_text=True)
+        # The bank refused the debit: said so, on the success page and in the cart, and
+        # never that the reservation "lapsed".
+        assert told.status_code == 286 and "Your bank debit failed" in told.get_data(as_text=True)
+        for page in (client.get("/cart"), client.get("/checkout")):
+            html = page.get_data(as_text=True)
+            assert "Your bank refused the debit" in html and "lapsed" not in html
     assert_promises()
 
 

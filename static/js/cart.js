@@ -1,6 +1,6 @@
 /* Cart countdown: ticks every element with data-countdown="<seconds left>", and at
    zero fires the "lapsed" event on it, which htmx turns into a POST that releases
-   the hold and swaps in the cart saying so. The deadline is taken from the server's
+   the hold and swaps in the cart (or the checkout page) saying so. The deadline is taken from the server's
    count of seconds, so a wrong clock on the buyer's machine does not matter. */
 (function () {
   "use strict";
@@ -20,9 +20,20 @@
       var clock = el.querySelector(".countdown-clock");
       if (clock) clock.textContent = format(left);
       el.classList.toggle("countdown-urgent", left <= 60);
+      // The last minute and the end, said once each in the polite status (never the clock).
+      var announce = el.querySelector(".countdown-announce");
+      var say = left === 0 ? "ended" : left <= 60 ? "lastMinute" : null;
+      if (announce && say && el.dataset.said !== say) {
+        el.dataset.said = say;
+        announce.textContent = announce.dataset[say] || "";
+      }
       if (left === 0 && !el.dataset.fired && window.htmx) {
         el.dataset.fired = "1";
         window.htmx.trigger(el, "lapsed");
+        // On the checkout page the form can no longer be sent (the answer says why).
+        var checkout = el.closest("#checkout");
+        var pay = checkout && checkout.querySelector("button.pay");
+        if (pay) pay.disabled = true;
       }
     });
   }

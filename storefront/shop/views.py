@@ -15,6 +15,7 @@ from ..cart_changes import change_cart
 from ..errors import (
     AttendeeNameMissing,
     AttendeeNameUnprintable,
+    CartLapsed,
     InvalidEmail,
     InvalidQuantity,
     StorefrontError,
@@ -30,6 +31,8 @@ CART_KEY = "cart"
 # The Checkout Session this browser started: only it is shown that payment (the
 # success page), whatever cart token another browser holds.
 CHECKOUT_KEY = "checkout"
+# The checkout form as typed when the hold lapsed before a payment could start.
+DRAFT_KEY = "checkout_draft"
 
 
 def _cart_token() -> str | None:
@@ -225,17 +228,33 @@ def checkout():
     return _checkout_page(carts.view_cart(_cart_token(), now), now)
 
 
-def _checkout_page(cart_view, now, error: StorefrontError | None = None):
-    form = request.form if request.method == "POST" else {}
+def _checkout_page(cart_view, now, error: StorefrontError | None = None, *, count_changed: bool = False):
+    if request.method == "POST":
+        form = request.form
+    else:
+        # What this browser typed before (a payment declined or left, a hold lapsed).
+        form = session.get(DRAFT_KEY) or checkouts.remembered_form(_cart_token(), session.get(CHECKOUT_KEY))
+    status = error.status if error else 200
+    if cart_view.lapsed:
+        # One message says it (the page's own), with the way back; what was typed is
+        # kept for the next checkout of this browser.
+        error = None if isinstance(error, CartLapsed) else error
+        if request.method == "POST":
+            draft = checkouts.draft_of(request.form, current_app.config["MAX_TICKETS_PER_CART"])
+            if draft:
+                session[DRAFT_KEY] = draft
     return htmx.render(
         "shop/checkout.html",
         "_partials/checkout_form.html",
-        status=error.status if error else 200,
+        status=status,
         cart=cart_view,
         now=now,
         form=form,
         error=error.message() if error else None,
         invalid=_invalid_fields(error, form),
+        back_to_event=_cart_event_slug(),
+        # The header's count, out of band, when an htmx answer released the tickets.
+        count_changed=count_changed and htmx.wants_fragment(),
     )
 
 
@@ -251,6 +270,15 @@ def _invalid_fields(error: StorefrontError | None, form) -> set[str]:
             return bad or both
         return both
     return set()
+
+
+@bp.post("/checkout/lapse")
+def checkout_lapse():
+    """The checkout page's countdown reached zero: release the hold if it really lapsed,
+    keep what was typed, and answer the page saying so (the form as it was if not)."""
+    carts.release_if_lapsed(_cart_token())
+    now = utcnow()
+    return _checkout_page(carts.view_cart(_cart_token(), now), now, count_changed=True)
 
 
 @bp.post("/checkout")
@@ -273,6 +301,7 @@ def start_checkout():
         return _checkout_page(carts.view_cart(_cart_token(), now), now, error)
     # The cart's token was replaced: only this browser holds the new one (and nobody, once
     # the cart became a free order).
+    session.pop(DRAFT_KEY, None)  # the attempt keeps what was typed from now on
     if started.cart_token:
         session[CART_KEY] = started.cart_token
     else:
