@@ -22,12 +22,12 @@ import secrets
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
-from . import audit, passwords, tokens
+from . import audit, languages, passwords, tokens
 from .audit import Actor
 from .database import write_transaction
 from .extensions import db
@@ -213,7 +213,7 @@ def send_password_reset(raw_email: str | None, client_address: str | None) -> No
 def _mail_reset_link(email: str, token: str) -> None:
     from . import mail
 
-    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+    with force_locale(languages.of_page()):
         context = {
             "reset_url": mail.public_url("admin.reset_password", token=token),
             "valid_minutes": int(RESET_VALID_FOR.total_seconds() // 60),

@@ -182,13 +182,13 @@ def _start(token, email, names, success_url, cancel_url, now, shown_total=None) 
             raise SalesEnded(event.title)
         _check_shown_total(shown_total, total, currency)
         if total == 0:
-            order, mail_id = fulfilment.create_free_order(cart, items, lines, email, now, languages.for_order())
+            order, mail_id = fulfilment.create_free_order(cart, items, lines, email, now, languages.of_page())
             return CheckoutStarted(order_token=order.access_token, order_id=order.id, mail_id=mail_id)
         digest = _digest(cart.id, lines, email, currency)
         attempt = _reusable_attempt(cart.id, digest, now)
         if attempt is not None and attempt.status == AttemptStatus.OPEN.value:
             attempt.lines = json.dumps(lines)  # the names may have changed; Stripe never sees them
-            attempt.locale = languages.for_order()
+            attempt.locale = languages.of_page()
             attempt.updated_at = now
             # Its token was replaced when this checkout started; the browser has the new one.
             return CheckoutStarted(
@@ -204,7 +204,7 @@ def _start(token, email, names, success_url, cancel_url, now, shown_total=None) 
                 amount_minor=total,
                 currency=currency,
                 status=AttemptStatus.CREATING.value,
-                locale=languages.for_order(),
+                locale=languages.of_page(),
                 session_expires_at=now + SESSION_LIFETIME + SESSION_SLACK,
                 created_at=now,
                 updated_at=now,
@@ -212,7 +212,7 @@ def _start(token, email, names, success_url, cancel_url, now, shown_total=None) 
             db.session.add(attempt)
         else:
             attempt.lines = json.dumps(lines)
-            attempt.locale = languages.for_order()  # the language the buyer pays in now
+            attempt.locale = languages.of_page()  # the language the buyer pays in now
         db.session.flush()
         attempt_id, cart_id, key = attempt.id, cart.id, attempt.idempotency_key
         params = _session_params(attempt, lines, success_url, cancel_url)

@@ -76,6 +76,25 @@ def _translate(text: str | None, source: str | None, target: str | None) -> str 
     return text.translate(table)
 
 
+# A read transaction that sees one snapshot. PostgreSQL reads are otherwise autocommit: each
+# statement sees the database as it is when the statement starts.
+_SNAPSHOT_OPTIONS = {"postgresql": {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}}
+
+
+@contextmanager
+def read_snapshot() -> Iterator[None]:
+    """Run the block's reads in one read-only transaction: every query sees the database as
+    the first one did (SQLite's deferred BEGIN in WAL mode does the same). For answers made
+    of several queries that must agree, such as the payments dashboard's."""
+    session = db.session
+    session.rollback()
+    session.connection(execution_options=_SNAPSHOT_OPTIONS.get(db.engine.dialect.name, {}))
+    try:
+        yield
+    finally:
+        session.rollback()
+
+
 @contextmanager
 def rehearsal() -> Iterator[None]:
     """Run the block in a write transaction that is always rolled back: to learn what a

@@ -62,8 +62,9 @@ def current() -> str:
     return str(get_locale() or DEFAULT)
 
 
-def for_order() -> str:
-    """The language an order made now keeps for its mails and PDF: the page's."""
+def of_page() -> str:
+    """The language to keep or send in from this page: an order made now keeps it for its
+    mails and PDF; a member's invitation goes in the inviter's, a password reset in the asker's."""
     return supported(current()) or DEFAULT
 
 

@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import BigInteger, Integer, cast, func, literal_column, select
 
 from . import failure_reasons, local_time, report_rollup
+from .database import read_snapshot
 from .extensions import db
 from .failure_reasons import Reason
 from .models import (
@@ -517,15 +518,17 @@ def funnel(
 def report(event_ids, period: Period, now: datetime, *, rollup: bool = True) -> Report:
     """The dashboard of the events ``event_ids`` (a list or a subquery of ids) for ``period``:
     from the rollup before its watermark and the raw tables after it (``rollup=False``:
-    all from the raw tables, the same numbers)."""
-    watermark = report_rollup.rolled_up_until() if rollup else None
-    found_attempts = attempts(event_ids, period, watermark)
-    found_money = money(event_ids, period, watermark)
-    paid_orders = sum(m.orders for m in found_money)
-    return Report(
-        period,
-        found_attempts,
-        found_money,
-        sales(event_ids, period, now, watermark),
-        funnel(event_ids, period, found_attempts.total, paid_orders, watermark),
-    )
+    all from the raw tables, the same numbers). One snapshot for all of it, so a payment or
+    a rebuild landing meanwhile is in every figure or in none."""
+    with read_snapshot():
+        watermark = report_rollup.rolled_up_until() if rollup else None
+        found_attempts = attempts(event_ids, period, watermark)
+        found_money = money(event_ids, period, watermark)
+        paid_orders = sum(m.orders for m in found_money)
+        return Report(
+            period,
+            found_attempts,
+            found_money,
+            sales(event_ids, period, now, watermark),
+            funnel(event_ids, period, found_attempts.total, paid_orders, watermark),
+        )

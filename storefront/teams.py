@@ -23,13 +23,13 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
-from . import accounts, audit, tokens
+from . import accounts, audit, languages, tokens
 from .audit import Actor
 from .database import write_transaction
 from .extensions import db
@@ -260,7 +260,7 @@ def _send_invitation(organiser: Organiser, invitation: Invitation, token: str) -
     link = mail.public_url("admin.accept_invitation", token=token)
     existing = accounts.find_by_email(invitation.email) is not None
     try:
-        with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        with force_locale(languages.of_page()):
             context = {
                 "organiser": organiser,
                 "role_label": ROLE_LABELS[invitation.role],

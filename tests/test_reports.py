@@ -307,3 +307,41 @@ def test_charts_escape_names_and_carry_their_title():
     assert ">6</text>" in svg and ">3</text>" in svg and ">0</text>" in svg
     bars = charts.bar_chart("b", "Funnel", [charts.Bar("Carts", 10, "10"), charts.Bar("Paid", 0, "0")])
     assert bars.count("<rect") == 2 and 'aria-labelledby="b-title"' in bars
+
+
+def test_the_dashboard_is_one_snapshot_when_a_payment_lands_while_it_reads(app, monkeypatch):
+    # A payment committed after the dashboard's first query is in none of its figures, rather
+    # than in the later ones only (attempts without it, money or the funnel with it).
+    import threading
+
+    from storefront import report_rollup
+    from storefront.models import Event
+
+    event = make_event_of(make_organiser("snap"))
+    event_id = event.id
+    make_order(event)
+    _attempt(event, AttemptStatus.PAID)
+    first_read = report_rollup.rolled_up_until
+
+    def pay_elsewhere() -> None:
+        with app.app_context():
+            landed = db.session.get(Event, event_id)
+            make_order(landed)
+            _attempt(landed, AttemptStatus.PAID)
+            db.session.remove()
+
+    def read_then_pay():
+        watermark = first_read()
+        worker = threading.Thread(target=pay_elsewhere)
+        worker.start()
+        worker.join()
+        return watermark
+
+    period = _last_30_days()
+    monkeypatch.setattr(report_rollup, "rolled_up_until", read_then_pay)
+    found = reports.report([event_id], period, utcnow())
+    assert found.attempts.total == 1
+    assert [m.orders for m in found.money] == [1] and found.funnel.paid_orders == 1
+    monkeypatch.setattr(report_rollup, "rolled_up_until", first_read)
+    again = reports.report([event_id], period, utcnow())
+    assert again.attempts.total == 2 and [m.orders for m in again.money] == [2]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 
@@ -22,8 +23,16 @@ from storefront import languages, mail
 from storefront.database import write_transaction
 from storefront.extensions import db
 from storefront.models import Event, Order
+from storefront.payments import gateway
 
-from .admin_support import mail_dir, mails_to  # noqa: F401 (mail_dir: fixture)
+from .admin_support import (  # noqa: F401 (mail_dir: fixture)
+    add_member,
+    mail_dir,
+    mails_to,
+    make_organiser,
+    make_user,
+    sign_in_as,
+)
 from .checkout_support import (  # noqa: F401 (sandbox, shop: fixtures)
     CARD_OK,
     add,
@@ -89,6 +98,33 @@ def test_every_string_of_the_code_has_a_french_translation_with_the_same_placeho
                 problems.append(f"placeholders differ: {source!r} → {translated!r} ({where})")
     assert problems == [], "run bin/update-translations and translate:\n" + "\n".join(problems)
     assert catalog.num_plurals == 2 and catalog.plural_expr == "(n > 1)"
+
+
+# French puts a no-break space before : ; ? and ! (U+00A0, or the narrow U+202F).
+_TIGHT_PUNCTUATION = re.compile(r"[^\u00a0\u202f]([:;?!])")
+# A translated word followed by punctuation typed in the template: French cannot space it.
+_PUNCTUATION_AFTER_GETTEXT = re.compile(r"(?:_\((?:[^()]|\([^()]*\))*\)\s*\}\}|\{%-?\s*endif\s*-?%\})\s*[:;?!]\s")
+
+
+def _without_urls_times_and_placeholders(text: str) -> str:
+    text = re.sub(r"https?://\S+", "", text)
+    text = re.sub(r"\d+:\d+", "", text)
+    return PLACEHOLDER.sub("x", text)
+
+
+def test_french_punctuation_has_its_no_break_space(project_root):
+    problems = []
+    for message in _french(project_root):
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for translated in strings:
+            if message.id and _TIGHT_PUNCTUATION.search(_without_urls_times_and_placeholders(translated)):
+                problems.append(f"catalog: {translated!r}")
+    for template in sorted((project_root / "templates").rglob("*.html")):
+        for match in _PUNCTUATION_AFTER_GETTEXT.finditer(template.read_text()):
+            problems.append(
+                f"{template.relative_to(project_root)}: {match.group(0)!r} (put the punctuation in the msgid)"
+            )
+    assert problems == [], "\n".join(problems)
 
 
 def test_the_compiled_catalog_is_the_po_file_of_the_checkout(project_root):
@@ -242,3 +278,61 @@ def test_a_paid_order_keeps_the_language_of_its_checkout_through_the_webhook(sho
     assert order.locale == "fr"
     message, _name = mail.build_order_confirmation(order.id)
     assert message["Subject"] == f"Vos billets pour Nuit du Jazz (commande {order.code})"
+
+
+def _post_hosted(url: str, form: dict) -> str:
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.read().decode()
+    except urllib.error.HTTPError as error:  # 422 for a form with mistakes
+        return error.read().decode()
+
+
+def test_the_hosted_page_gives_declines_and_card_mistakes_in_the_buyers_language(shop, sandbox):
+    event = make_event(title="Nuit du Jazz", ticket_types=[{"name": "Standard", "price_minor": 2500}])
+    client = shop.test_client()
+    client.post("/language", data={"lang": "fr", "next": "/"})
+    session_id = buy_until_stripe(client, event, {event.ticket_types[0].id: 1})
+    url = attempt_of(session_id).checkout_url
+    card = {"method": "card", "email": "zoe@example.com", "card_expiry": "12/40", "card_cvc": "123"}
+    mistakes = _post_hosted(url, {**card, "card_number": "4242", "card_cvc": "1"})
+    assert "Le numéro de votre carte est incomplet." in mistakes
+    assert "Le code de sécurité de votre carte est incomplet." in mistakes
+    assert "Your card" not in mistakes
+    declined = _post_hosted(url, {**card, "card_number": "4000000000009995"})
+    assert "Les fonds de votre carte sont insuffisants." in declined
+    assert "Your card has insufficient funds." not in declined
+    # Stripe's API itself answers in English, whatever the page's language.
+    with shop.app_context():
+        stripe_session = gateway.get_gateway().retrieve_checkout_session(session_id, expand=["payment_intent"])
+    assert stripe_session.payment_intent.last_payment_error.message == "Your card has insufficient funds."
+
+
+def test_staff_mails_come_in_the_language_of_the_page_that_sent_them(app, client, mail_dir):
+    from storefront.staff_models import Role
+
+    owner = make_user("owner@example.com")
+    add_member(owner, make_organiser("jazz", "Club de Jazz"), Role.OWNER)
+    client.post("/language", data={"lang": "fr", "next": "/"})
+    sign_in_as(client, owner)
+    assert (
+        client.post("/admin/o/jazz/members/invite", data={"email": "new@example.com", "role": "box_office"}).status_code
+        == 303
+    )
+    [invitation] = mails_to(app, "new@example.com")
+    assert invitation["Subject"] == "Vous êtes invité(e) à rejoindre Club de Jazz sur Storefront"
+    assert "You are invited" not in invitation.get_body(("plain",)).get_content()
+
+    stranger = app.test_client()  # asks in French, by the browser alone
+    headers = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    assert (
+        stranger.post("/admin/forgot-password", data={"email": "owner@example.com"}, headers=headers).status_code == 200
+    )
+    [reset] = mails_to(app, "owner@example.com")
+    assert reset["Subject"] == "Réinitialisez votre mot de passe Storefront"
+    # and in English for whoever asks in English
+    app.test_client().post(
+        "/admin/forgot-password", data={"email": "owner@example.com"}, headers={"Accept-Language": "en"}
+    )
+    assert mails_to(app, "owner@example.com")[1]["Subject"] == "Reset your Storefront password"

@@ -42,21 +42,30 @@ CARDS: dict[str, dict[str, Any]] = {
     "4000002500003155": {"brand": "visa", "outcome": "3ds"},
     "4000002760003184": {"brand": "visa", "outcome": "3ds"},
 }
+
+
+def N_(message: str) -> str:
+    """Mark an English message for the catalog and give it back unchanged: Stripe's API
+    answers in English, and the hosted page translates the same words (``hosted``)."""
+    return message
+
+
+GENERIC_DECLINE = N_("Your card was declined.")
 # What the buyer reads on the hosted page (Stripe's wording), by decline code.
 DECLINE_MESSAGES = {
-    "generic_decline": "Your card was declined.",
-    "insufficient_funds": "Your card has insufficient funds.",
-    "lost_card": "Your card was declined.",
-    "stolen_card": "Your card was declined.",
-    "expired_card": "Your card has expired.",
-    "incorrect_cvc": "Your card's security code is incorrect.",
-    "processing_error": "An error occurred while processing your card. Try again in a little bit.",
-    "test_mode_live_card": (
+    "generic_decline": GENERIC_DECLINE,
+    "insufficient_funds": N_("Your card has insufficient funds."),
+    "lost_card": GENERIC_DECLINE,
+    "stolen_card": GENERIC_DECLINE,
+    "expired_card": N_("Your card has expired."),
+    "incorrect_cvc": N_("Your card's security code is incorrect."),
+    "processing_error": N_("An error occurred while processing your card. Try again in a little bit."),
+    "test_mode_live_card": N_(
         "Your card was declined. Your request was in test mode, but used a non test card. "
         "For a list of valid test cards, visit: https://stripe.com/docs/testing."
     ),
 }
-AUTHENTICATION_FAILED = (
+AUTHENTICATION_FAILED = N_(
     "We are unable to authenticate your payment method. Please choose a different payment method and try again."
 )
 # Stripe's SEPA Direct Debit test IBANs: the first settles, the second fails.

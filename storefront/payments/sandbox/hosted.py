@@ -5,7 +5,7 @@ language), email, card or bank debit; the 3-D Secure step; no scripts at all."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
-from flask_babel import force_locale
+from flask_babel import force_locale, gettext
 
 from .cards import CARDS, IBANS
 from .errors import ApiError
@@ -51,6 +51,11 @@ def render_page(session_id: str, *, status: int = 200, **extra) -> Response:
 
 
 def _render_checkout(session: dict, lines: list[dict], currency: str, locale: str, extra: dict) -> str:
+    # The decline and the field errors are Stripe's English (as its API gives them, cards.N_);
+    # the page shows them in its own language.
+    if extra.get("decline"):
+        extra["decline"] = gettext(extra["decline"])
+    errors = {field: gettext(message) for field, message in (extra.pop("errors", None) or {}).items()}
     return render_template(
         "checkout.html",
         session=session,
@@ -59,7 +64,7 @@ def _render_checkout(session: dict, lines: list[dict], currency: str, locale: st
         cards=CARDS,
         ibans=IBANS,
         form=extra.pop("form", {}),
-        errors=extra.pop("errors", {}),
+        errors=errors,
         **extra,
     )
 

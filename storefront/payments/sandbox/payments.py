@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import render
-from .cards import AUTHENTICATION_FAILED, BANK_DEBIT_FAILED, CARDS, DECLINE_MESSAGES, IBANS, luhn_ok
+from .cards import (
+    AUTHENTICATION_FAILED,
+    BANK_DEBIT_FAILED,
+    CARDS,
+    DECLINE_MESSAGES,
+    GENERIC_DECLINE,
+    IBANS,
+    N_,
+    luhn_ok,
+)
 from .config import SandboxConfig
 from .errors import invalid_request, resource_missing
 from .events import Events
@@ -59,32 +68,32 @@ class Payments:
         method = form.get("method") or "card"
         errors: dict[str, str] = {}
         if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-            errors["email"] = "Your email address is invalid." if email else "Your email address is incomplete."
+            errors["email"] = N_("Your email address is invalid.") if email else N_("Your email address is incomplete.")
         card = None
         number = re.sub(r"[\s-]", "", form.get("card_number") or "")
         iban = re.sub(r"\s", "", form.get("iban") or "").upper()
         if method == "card":
             if not number.isdigit() or len(number) < 12:
                 errors["card_number"] = (
-                    "Your card number is incomplete." if len(number) < 12 else "Your card number is invalid."
+                    N_("Your card number is incomplete.") if len(number) < 12 else N_("Your card number is invalid.")
                 )
             elif not luhn_ok(number):
-                errors["card_number"] = "Your card number is invalid."
+                errors["card_number"] = N_("Your card number is invalid.")
             expiry = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", form.get("card_expiry") or "")
             exp_month = exp_year = 0
             if not expiry:
-                errors["card_expiry"] = "Your card's expiration date is incomplete."
+                errors["card_expiry"] = N_("Your card's expiration date is incomplete.")
             else:
                 exp_month, exp_year = int(expiry.group(1)), int(expiry.group(2))
                 exp_year += 2000 if exp_year < 100 else 0
                 today = time.gmtime()
                 if not 1 <= exp_month <= 12:
-                    errors["card_expiry"] = "Your card's expiration month is invalid."
+                    errors["card_expiry"] = N_("Your card's expiration month is invalid.")
                 elif (exp_year, exp_month) < (today.tm_year, today.tm_mon):
-                    errors["card_expiry"] = "Your card's expiration year is in the past."
+                    errors["card_expiry"] = N_("Your card's expiration year is in the past.")
             cvc = (form.get("card_cvc") or "").strip()
             if not re.fullmatch(r"\d{3,4}", cvc):
-                errors["card_cvc"] = "Your card's security code is incomplete."
+                errors["card_cvc"] = N_("Your card's security code is incomplete.")
             if "card_number" not in errors:
                 card = CARDS.get(number) or {
                     "brand": "mastercard" if number.startswith("5") else "visa",
@@ -94,9 +103,9 @@ class Payments:
                 }
         elif method == "bank_debit":
             if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}", iban):
-                errors["iban"] = "Your IBAN is incomplete." if len(iban) < 15 else "Your IBAN is invalid."
+                errors["iban"] = N_("Your IBAN is incomplete.") if len(iban) < 15 else N_("Your IBAN is invalid.")
         else:
-            errors["method"] = "Choose a payment method."
+            errors["method"] = N_("Choose a payment method.")
         if errors:
             return PaymentResult("invalid", field_errors=errors)
 
@@ -285,7 +294,7 @@ class Payments:
         *,
         message: str | None = None,
     ) -> PaymentResult:
-        message = message or DECLINE_MESSAGES.get(decline_code or "", "Your card was declined.")
+        message = message or DECLINE_MESSAGES.get(decline_code or "", GENERIC_DECLINE)
         ch = self._new_charge(
             tx,
             pi,
