@@ -252,7 +252,7 @@ def _checkout_page(cart_view, now, error: StorefrontError | None = None, *, coun
         form=form,
         error=error.message() if error else None,
         invalid=_invalid_fields(error, form),
-        back_to_event=_cart_event_slug(),
+        back_to_event=_cart_event_slug(cart_view),
         # The header's count, out of band, when an htmx answer released the tickets.
         count_changed=count_changed and htmx.wants_fragment(),
     )
