@@ -61,7 +61,7 @@ def add_again(page, shop, event, tt, quantity: int) -> None:
     page.locator(f"input[name='quantity-{tt.id}']").fill(str(quantity))
     page.get_by_role("button", name="Add to cart").click()
     expect(page.locator("#cart .cart-line")).to_have_count(1)
-    page.get_by_role("button", name="Checkout").click()
+    page.locator("#cart-checkout").click()
 
 
 @pytest.mark.app_config(WTF_CSRF_ENABLED=True)
@@ -87,7 +87,7 @@ def test_the_form_is_filled_again_after_a_decline_or_back(shop, sandbox, browser
         assert 29 * 60 < seconds <= 31 * 60
         if not declined:
             shoot(page, "forms-1-cart-after-back-hold-grew.png")
-        page.get_by_role("button", name="Checkout").click()
+        page.locator("#cart-checkout").click()
         expect(page.locator("h1")).to_have_text("Checkout")
         expect_filled(page)
         expect(page.locator("#checkout .countdown")).to_contain_text("The hold grew to 31 minutes")

@@ -4,6 +4,8 @@
    has settled:
    - an answer with an error: focus goes to its message (or, on the checkout form, to
      the first field marked aria-invalid, which names the message in aria-describedby);
+   - the focused control lost focus while the request ran (disabled against a double
+     submit, or swapped out of band) and is there again: focus goes back to it;
    - the focused control is gone (Remove, Empty cart): focus goes to the cart's note
      of what changed, else to the cart's heading.
    Focus never falls to <body>, so the next Tab goes on from where the buyer was. */
@@ -11,6 +13,9 @@
   "use strict";
 
   var pending = null;
+  // The control focused when the request left: a control disabled while the request runs
+  // (hx-disabled-elt, against double submits) loses focus, and gets it back here.
+  var focusedAtRequest = null;
 
   function focusOn(el) {
     if (!el) return false;
@@ -25,6 +30,11 @@
     var active = document.activeElement;
     return !active || active === document.body || !active.isConnected;
   }
+
+  document.addEventListener("htmx:beforeRequest", function () {
+    var active = document.activeElement;
+    focusedAtRequest = active && active !== document.body && active.id ? active.id : null;
+  });
 
   document.addEventListener("htmx:beforeSwap", function (event) {
     var target = event.detail.target;
@@ -43,6 +53,8 @@
       if (focusOn(target.querySelector("[role='alert']"))) return;
     }
     if (!lost()) return;
+    var before = focusedAtRequest && document.getElementById(focusedAtRequest);
+    if (before && !before.disabled && focusOn(before)) return;
     focusOn(target.querySelector(".cart-news") || target.querySelector("h1, h2") || target);
   });
 })();
