@@ -223,7 +223,7 @@ def test_the_payment_pages_have_no_axe_violation(shop, sandbox, buyer):  # noqa:
 
 @pytest.mark.parametrize("settles", [True, False], ids=["settles", "fails"])
 def test_the_bank_debit_pages_have_no_axe_violation(shop, sandbox, buyer, settles):  # noqa: F811
-    """Processing, then (for the IBAN that fails later) the page saying it did not go through."""
+    """Processing, then (for the IBAN that fails later) the page saying the bank debit failed."""
     from playwright.sync_api import expect
 
     page, watch, lang, size = buyer
@@ -243,7 +243,7 @@ def test_the_bank_debit_pages_have_no_axe_violation(shop, sandbox, buyer, settle
     else:
         pi_id = sandbox.client().v1.checkout.sessions.retrieve(session_id).payment_intent
         sandbox.control("POST", f"/_sandbox/payment_intents/{pi_id}/settle", {})
-        failed = tr(lang, "The payment did not go through")
+        failed = tr(lang, "Your bank debit failed")
         expect(page.locator("#payment-status h1")).to_have_text(failed, timeout=15_000)
         check(page, "success-bank-debit-failed", lang, size)
     watch.assert_clean()
