@@ -365,6 +365,25 @@ def test_posts_need_the_csrf_token(client):
     assert ticket_type(tt.id).held == 1
 
 
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_the_checkout_pages_lapse_releases_nothing_that_still_holds(client):
+    # POST /checkout/lapse (the checkout's countdown at 0:00): a cross-site post is refused,
+    # and however often it comes while the hold still runs, the tickets stay held.
+    event = make_event()
+    tt = event.ticket_types[0]
+    page = client.get(f"/events/{event.slug}").get_data(as_text=True)
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+    assert add(client, event, {tt.id: 2}, **{"HX-Request": "true", "X-CSRFToken": token}).status_code == 200
+    assert client.post("/checkout/lapse", headers={"HX-Request": "true"}).status_code == 400
+    answers = {
+        client.post("/checkout/lapse", headers={"HX-Request": "true", "X-CSRFToken": token}).status_code
+        for _ in range(40)
+    }
+    assert answers == {200}
+    assert ticket_type(tt.id).held == 2
+    assert "Your reservation lapsed" not in client.get("/checkout").get_data(as_text=True)
+
+
 def test_get_on_a_post_route_is_refused_politely(client):
     response = client.get("/cart/empty")
     assert response.status_code == 405
